@@ -1,0 +1,76 @@
+"""The one batch type that flows from the data pipeline into every model.
+
+A row packs several documents. The model derives everything else (token -> patch index, positions
+within a document, patch-level document ids) from these fields, so the data side never has to keep
+redundant copies in sync.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+IGNORE_INDEX = -100
+"""Target value that the loss skips (padding, the last token of each document)."""
+
+PAD_DOC = -1
+"""Document id of padding tokens and padding patches."""
+
+
+@dataclass
+class PackedBatch:
+    """A batch of packed rows.
+
+    Invariants (checked by :meth:`validate`):
+    - ``tokens``, ``targets``, ``doc_ids``, ``speech_targets``: ``[B, T]``.
+    - ``patch_lengths``: ``[B, P]``, one entry per global position, ``>= 0``. Real tokens come first
+      in a row and are covered by the leading patches; ``patch_lengths[b].sum()`` is the number of real
+      tokens of row ``b``; zero-length patches are padding and come last.
+    - Documents are contiguous; ``doc_ids`` counts 0, 1, 2... along a row and is ``PAD_DOC`` on padding.
+      A patch never crosses a document boundary.
+    - ``targets[b, t]`` is the token that follows ``tokens[b, t]`` in the same document, or
+      ``IGNORE_INDEX``.
+    """
+
+    tokens: torch.Tensor
+    targets: torch.Tensor
+    doc_ids: torch.Tensor
+    patch_lengths: torch.Tensor
+    speech_targets: torch.Tensor
+    """True where the target is a speech unit (for the speech/text loss split)."""
+    speech_patches: torch.Tensor
+    """``[B, P]`` True where the patch holds speech units (for patch-length statistics)."""
+
+    def to(self, device: torch.device | str) -> PackedBatch:
+        return PackedBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    @property
+    def num_tokens(self) -> int:
+        """Real (non-padding) tokens in the batch."""
+        return int((self.doc_ids != PAD_DOC).sum())
+
+    @property
+    def num_patches(self) -> int:
+        """Real (non-empty) global positions in the batch."""
+        return int((self.patch_lengths > 0).sum())
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the broken invariant; used by tests and by the data pipeline."""
+        b, t = self.tokens.shape
+        for name in ("targets", "doc_ids", "speech_targets"):
+            if getattr(self, name).shape != (b, t):
+                raise ValueError(
+                    f"{name} has shape {tuple(getattr(self, name).shape)}, want {(b, t)}"
+                )
+        if self.patch_lengths.dim() != 2 or self.patch_lengths.shape[0] != b:
+            raise ValueError(
+                f"patch_lengths has shape {tuple(self.patch_lengths.shape)}, want [B, P]"
+            )
+        if self.speech_patches.shape != self.patch_lengths.shape:
+            raise ValueError("speech_patches must have the shape of patch_lengths")
+        if (self.patch_lengths < 0).any():
+            raise ValueError("patch_lengths must be >= 0")
+        real = (self.doc_ids != PAD_DOC).sum(dim=1)
+        if not torch.equal(self.patch_lengths.sum(dim=1), real):
+            raise ValueError("patch lengths must sum to the number of real tokens in each row")
