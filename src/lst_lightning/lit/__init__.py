@@ -1,0 +1,1 @@
+"""The Lightning layer: module, datamodule and optimiser recipe."""

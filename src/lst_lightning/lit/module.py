@@ -1,0 +1,120 @@
+"""The LightningModule that trains LST and the baselines under one recipe."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from ..data.batch import IGNORE_INDEX, PackedBatch
+from ..model import BaselineConfig, LSTConfig, build_model
+from ..model.config import TransformerConfig
+from .optim import OptimConfig, build_optimizer
+
+
+def default_network() -> LSTConfig:
+    return LSTConfig()
+
+
+class SpeechTextLM(L.LightningModule):
+    """Next-token training of any model of the kit over packed speech-text batches.
+
+    LST and the Base SpeechLLM go through the same loss, optimiser, schedule and logging, so a
+    comparison between them differs only in the network.
+
+    Logged every step (TensorBoard): ``train/loss`` and its split ``train/loss_text`` /
+    ``train/loss_speech`` (by the modality of the target token), ``train/tokens_seen`` and
+    ``train/global_positions_seen`` (cumulative over all processes, restored on resume),
+    ``train/speech_patch_len`` (mean tokens per speech patch) and the learning rate.
+    """
+
+    def __init__(
+        self,
+        network: LSTConfig | BaselineConfig = default_network(),  # noqa: B008 - a frozen default
+        optim: OptimConfig = OptimConfig(),  # noqa: B008
+        vocab_size: int | None = None,
+    ) -> None:
+        """``network``: which model and its sizes. ``optim``: the optimiser recipe.
+        ``vocab_size``: size of the data's token space; linked from the datamodule by the CLI and
+        overriding ``network.vocab_size`` when given."""
+        super().__init__()
+        self.save_hyperparameters()
+        if vocab_size is not None:
+            network = dataclasses.replace(network, vocab_size=vocab_size)
+        self.network_config = network
+        self.optim_config = optim
+        self.net = build_model(network)
+        self.register_buffer("tokens_seen", torch.zeros((), dtype=torch.long))
+        self.register_buffer("global_positions_seen", torch.zeros((), dtype=torch.long))
+
+    @property
+    def is_lst(self) -> bool:
+        return isinstance(self.network_config, LSTConfig)
+
+    def forward(self, batch: PackedBatch) -> torch.Tensor:
+        return self.net(batch.tokens, batch.doc_ids, batch.patch_lengths)
+
+    def losses(self, batch: PackedBatch) -> dict[str, torch.Tensor]:
+        """Mean token cross-entropy overall and per target modality (sums kept for exact means)."""
+        logits = self(batch)
+        nll = F.cross_entropy(
+            logits.float().flatten(0, 1),
+            batch.targets.flatten(),
+            ignore_index=IGNORE_INDEX,
+            reduction="none",
+        ).view_as(batch.targets)
+        valid = batch.targets != IGNORE_INDEX
+        speech = valid & batch.speech_targets
+        text = valid & ~batch.speech_targets
+        out = {"loss": nll.sum() / valid.sum().clamp_min(1)}
+        if text.any():
+            out["loss_text"] = nll[text].sum() / text.sum()
+        if speech.any():
+            out["loss_speech"] = nll[speech].sum() / speech.sum()
+        return out
+
+    def global_positions(self, batch: PackedBatch) -> int:
+        """Steps of the global model this batch costs: patches for LST, tokens for baselines."""
+        return batch.num_patches if self.is_lst else batch.num_tokens
+
+    def training_step(self, batch: PackedBatch, batch_idx: int) -> torch.Tensor:
+        losses = self.losses(batch)
+        counts = torch.tensor(
+            [batch.num_tokens, self.global_positions(batch)], device=self.tokens_seen.device
+        )
+        counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
+        self.tokens_seen += counts[0].long()
+        self.global_positions_seen += counts[1].long()
+        size = batch.tokens.shape[0]
+        for name, value in losses.items():
+            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=size)
+        self.log("train/tokens_seen", self.tokens_seen.float(), batch_size=size)
+        self.log("train/global_positions_seen", self.global_positions_seen.float(), batch_size=size)
+        speech = batch.speech_patches & (batch.patch_lengths > 0)
+        if speech.any():
+            mean_len = batch.patch_lengths[speech].float().mean()
+            self.log("train/speech_patch_len", mean_len, batch_size=size)
+        return losses["loss"]
+
+    def validation_step(self, batch: PackedBatch, batch_idx: int) -> None:
+        size = batch.tokens.shape[0]
+        for name, value in self.losses(batch).items():
+            self.log(f"val/{name}", value, prog_bar=name == "loss", batch_size=size, sync_dist=True)
+
+    def test_step(self, batch: PackedBatch, batch_idx: int) -> None:
+        size = batch.tokens.shape[0]
+        for name, value in self.losses(batch).items():
+            self.log(f"test/{name}", value, batch_size=size, sync_dist=True)
+
+    def configure_optimizers(self):
+        total = int(self.trainer.estimated_stepping_batches)
+        optimizer, schedule = build_optimizer(self.net, self.optim_config, total)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": schedule, "interval": "step"},
+        }
+
+
+__all__ = ["BaselineConfig", "LSTConfig", "OptimConfig", "SpeechTextLM", "TransformerConfig"]

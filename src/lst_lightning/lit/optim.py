@@ -1,0 +1,67 @@
+"""Optimiser and learning-rate schedule of the paper's recipe (DESIGN section 5)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warm-up then cosine decay to a floor."""
+
+    lr: float = 4e-4
+    """Peak learning rate. Paper 1B: 4e-4."""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW betas. Paper: (0.9, 0.95)."""
+    weight_decay: float = 0.1
+    """Decoupled weight decay on matrices (not on norms or biases). Paper: 0.1."""
+    warmup_steps: int = 2000
+    """Linear warm-up length in optimiser steps. Paper: 2000."""
+    min_lr_ratio: float = 0.01
+    """Floor of the cosine, as a fraction of ``lr``. Paper: 0.01."""
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"invalid optimiser settings: {self}")
+
+
+def lr_multiplier(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """Fraction of the peak LR at ``step``: linear warm-up from ~0 to 1, cosine from 1 to
+    ``min_ratio`` at ``total_steps``, then flat at ``min_ratio``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(total_steps - warmup_steps, 1)
+    progress = min((step - warmup_steps) / span, 1.0)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Decay matrices and embeddings; leave norms, biases and learned vectors undecayed."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(
+    model: nn.Module, config: OptimConfig, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    optimizer = torch.optim.AdamW(
+        param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas
+    )
+    if total_steps <= config.warmup_steps:
+        raise ValueError(
+            f"model.optim.warmup_steps={config.warmup_steps} must be smaller than the run's "
+            f"{total_steps} optimiser steps (trainer.max_steps)"
+        )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: lr_multiplier(step, config.warmup_steps, total_steps, config.min_lr_ratio),
+    )
+    return optimizer, schedule

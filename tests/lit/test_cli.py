@@ -1,0 +1,98 @@
+"""The CLI parses every shipped experiment, and a short fit through it trains, logs and resumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lst_lightning.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
+
+SMALL = [
+    "--trainer.max_steps=6",
+    "--trainer.val_check_interval=3",
+    "--trainer.limit_val_batches=2",
+    "--trainer.log_every_n_steps=1",
+    "--trainer.enable_progress_bar=false",
+    "--model.optim.warmup_steps=2",
+    "--data.batch_size=2",
+    "--data.max_tokens=128",
+]
+
+
+def test_experiments_exist() -> None:
+    names = {p.stem for p in EXPERIMENTS}
+    assert {"tiny_lst", "tiny_baseline", "lst_1b", "baseline_1b"} <= names
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_every_experiment_parses(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(path), "--print_config"])
+    assert done.value.code in (0, None)
+    printed = capsys.readouterr().out
+    assert "network:" in printed and ("global_model:" in printed or "transformer:" in printed)
+
+
+def fit(exp: str, corpus: Path, out: Path, *extra: str) -> None:
+    main(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "experiments" / f"{exp}.yaml"),
+            f"--data.data_dir={corpus}",
+            f"--trainer.logger.init_args.save_dir={out}",
+            *SMALL,
+            *extra,
+        ]
+    )
+
+
+def scalars(run_dir: Path) -> dict[str, list[float]]:
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [e.value for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+@pytest.mark.parametrize(
+    "exp,size",
+    [
+        ("tiny_lst", ["--model.network.global_model.n_layers=1", "--data.max_patches=64"]),
+        ("tiny_baseline", ["--model.network.transformer.n_layers=1"]),
+    ],
+)
+def test_fit_logs_scalars_writes_checkpoint_and_resumes(
+    exp: str, size: list[str], tiny_corpus: Path, tmp_path: Path
+) -> None:
+    fit(exp, tiny_corpus, tmp_path, *size)
+    run = tmp_path / exp / "run"
+    logged = scalars(run)
+    for tag in (
+        "train/loss",
+        "train/loss_text",
+        "train/loss_speech",
+        "train/tokens_seen",
+        "train/global_positions_seen",
+        "train/speech_patch_len",
+        "val/loss",
+    ):
+        assert tag in logged, f"{tag} missing; logged: {sorted(logged)}"
+    assert any(tag.startswith("lr-") for tag in logged)
+    seen = logged["train/tokens_seen"]
+    assert all(b > a for a, b in zip(seen, seen[1:], strict=False)), "tokens_seen must grow"
+    last = run / "checkpoints" / "last.ckpt"
+    assert last.is_file()
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    assert state["global_step"] == 6
+    tokens_at_6 = int(state["state_dict"]["tokens_seen"])
+    assert tokens_at_6 == int(seen[-1])
+
+    fit(exp, tiny_corpus, tmp_path, *size, "--trainer.max_steps=8", f"--ckpt_path={last}")
+    resumed = torch.load(last, map_location="cpu", weights_only=False)
+    assert resumed["global_step"] == 8
+    assert int(resumed["state_dict"]["tokens_seen"]) > tokens_at_6
