@@ -5,6 +5,8 @@ Beyond plain LightningCLI it:
 - gives the checkpoint callback its own ``checkpoint:`` key (last checkpoint every 100 steps by
   default), so an experiment's ``callbacks`` list never has to repeat it, and always adds a
   learning-rate monitor;
+- always adds the :class:`~lst_lightning.callbacks.CurriculumCallback` (key ``curriculum:``), which
+  drives the data's patching schedule from the training step and logs ``patching/*`` statistics;
 - picks ``bf16-mixed`` precision where the GPU supports it when ``trainer.precision`` is unset.
 """
 
@@ -14,6 +16,7 @@ import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from .callbacks.curriculum import CurriculumCallback
 from .lit.datamodule import SpeechTextDataModule
 from .lit.module import SpeechTextLM
 
@@ -29,6 +32,7 @@ class LSTLightningCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.every_n_train_steps": 100})
+        parser.add_lightning_class_args(CurriculumCallback, "curriculum")
         parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:

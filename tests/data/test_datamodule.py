@@ -105,3 +105,79 @@ def test_each_epoch_gets_a_new_pattern_under_lightning(data_dir, num_workers):
         assert [real_sum(b) for b in plain] == model.seen[1]
     else:  # workers interleave their batches, so compare the totals
         assert sum(real_sum(b) for b in plain) == sum(model.seen[1])
+
+
+@pytest.mark.parametrize(
+    "patching", ["static", "aligned", "aligned_merged", "aligned_bpe", "mixed", "curriculum"]
+)
+def test_every_patching_strategy_gives_valid_batches(data_dir, patching):
+    dm = SpeechTextDataModule(
+        data_dir=str(data_dir),
+        max_patches=32,
+        max_tokens=96,
+        batch_size=4,
+        interleaved_fraction=1.0,
+        patching=patching,
+        curriculum_start=0,
+        curriculum_end=10,
+    )
+    dm.setup("fit")
+    train = next(iter(dm.train_dataloader()))
+    train.validate()
+    expect_aligned = patching != "static"  # step 0: curriculum probability 1, mixed draws
+    if patching == "mixed":
+        assert 0 < train.aligned_docs.sum() < train.speech_docs.sum()
+    else:
+        assert torch.equal(train.aligned_docs, train.speech_docs * expect_aligned)
+    for batch in dm.val_dataloader():  # validation is always static
+        assert batch.aligned_docs.sum() == 0 and batch.patch_lengths.max() <= 4
+
+
+def test_curriculum_bounds(data_dir):
+    dm = SpeechTextDataModule(data_dir=str(data_dir), patching="curriculum")
+    with pytest.raises(ValueError, match="fraction of trainer.max_steps"):
+        dm.schedule  # noqa: B018 - no trainer, so max_steps is unknown
+    schedule = dm.resolve_schedule(300)
+    assert (schedule.curriculum_start, schedule.curriculum_end) == (100, 200)
+    assert schedule.aligned_probability(150) == 0.5
+    steps = SpeechTextDataModule(
+        data_dir=str(data_dir), patching="curriculum", curriculum_start=5, curriculum_end=9
+    )
+    assert steps.aligned_probability(7) == 0.5 and steps.aligned_probability(9) == 0.0
+    with pytest.raises(ValueError, match="must not come after"):
+        SpeechTextDataModule(
+            data_dir=str(data_dir), patching="curriculum", curriculum_start=9, curriculum_end=5
+        )
+    with pytest.raises(ValueError, match=r"curriculum_end=1.5 is a fraction"):
+        SpeechTextDataModule(data_dir=str(data_dir), curriculum_end=1.5)
+    with pytest.raises(ValueError, match="data.patching must be one of"):
+        SpeechTextDataModule(data_dir=str(data_dir), patching="dynamic")
+    with pytest.raises(ValueError, match="has no effect with data.packing='tokens'"):
+        SpeechTextDataModule(data_dir=str(data_dir), packing="tokens", patching="mixed")
+    with pytest.raises(ValueError, match="speech_tokenizer"):
+        SpeechTextDataModule(data_dir=str(data_dir), speech_tokenizer="chars")
+
+
+def test_bpe_speechllm_data(data_dir):
+    dm = SpeechTextDataModule(
+        data_dir=str(data_dir), packing="tokens", max_tokens=64, speech_tokenizer="bpe"
+    )
+    cached = data_dir / "unit_bpe_1000.model"
+    assert dm.token_space.speech_tokenizer == "bpe" and cached.is_file()
+    units = SpeechTextDataModule(data_dir=str(data_dir), packing="tokens", max_tokens=64)
+    assert dm.vocab_size == units.token_space.unit_offset + dm.token_space.num_speech_tokens
+    stamp = cached.stat().st_mtime_ns
+    again = SpeechTextDataModule(data_dir=str(data_dir), packing="tokens", speech_tokenizer="bpe")
+    assert again.vocab_size == dm.vocab_size and cached.stat().st_mtime_ns == stamp  # cached
+    dm.setup("fit")
+    frames = tokens = 0
+    for batch in list(dm.train_dataloader())[:20]:
+        batch.validate()
+        assert batch.tokens.max() < dm.vocab_size
+        frames += int(batch.speech_frames.sum())
+        tokens += int(dm.token_space.is_unit(batch.tokens).sum())
+    assert 0 < tokens < frames  # each speech token stands for more than one unit frame on average
+    with pytest.raises(ValueError, match="needs one token per unit frame"):
+        SpeechTextDataModule(
+            data_dir=str(data_dir), speech_tokenizer="bpe", patching="aligned"
+        ).setup("fit")

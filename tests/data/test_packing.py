@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -137,7 +139,7 @@ def test_real_documents(mode, tiny_corpus, tiny_space):
         max_tokens=128,
         max_patches=48,
     )
-    docs = [(d.tokens, ds.patch_lengths(d)) for d in ds.documents()]
+    docs = [(d.tokens, ds.patch_document(i, d)[0]) for i, d in enumerate(ds.documents())]
     rows = list(ds)
     assert np.array_equal(
         np.concatenate([r.tokens[r.doc_ids != PAD_DOC] for r in rows]),
@@ -164,3 +166,40 @@ def test_collate_cuts_columns_that_are_padding_in_every_row(mode):
     assert torch.equal(cut.targets, full.targets[:, :t])
     assert torch.equal(cut.patch_lengths, full.patch_lengths[:, :p])
     assert (full.doc_ids[:, t:] == PAD_DOC).all() and (full.patch_lengths[:, p:] == 0).all()
+
+
+def test_row_counters_count_each_document_once():
+    packer = RowPacker("patches", max_tokens=8, max_patches=8, pad_id=0, is_unit=is_unit)
+    speech = np.array([1, 2, 100, 101, 102, 103, 104, 105, 106, 3])  # 7 units, split over rows
+    text = np.array([1, 5, 6, 3])
+    rows = packer.add(speech, [1, 1, 4, 3, 1], aligned=True)
+    rows += packer.add(text, [1, 1, 1, 1], aligned=True)  # no speech: never counted
+    rows += packer.add(speech, [1, 1, 4, 3, 1], aligned=False)
+    rows += packer.flush()
+    batch = collate(rows, pad_multiple=None)
+    assert batch.speech_docs.sum() == 2 and batch.aligned_docs.sum() == 1
+    assert batch.speech_frames.sum() == 14
+    assert batch.speech_frames.tolist() == [int(is_unit(r.tokens).sum()) for r in rows]
+    assert batch.speech_docs.tolist()[0] == batch.aligned_docs.tolist()[0] == 1
+    trimmed = collate(rows, pad_multiple=4)
+    assert torch.equal(trimmed.speech_frames, batch.speech_frames)
+    frames = RowPacker(
+        "tokens", 16, 16, 0, is_unit, speech_frames=lambda ids: 3 * is_unit(ids).astype(np.int64)
+    )
+    (row,) = frames.add(speech, []) + frames.flush()
+    assert row.speech_frames == 21 and row.speech_docs == 1 and row.aligned_docs == 0
+
+
+def test_validate_counters(tiny_corpus, tiny_space):
+    ds = PackedDocumentDataset(load_corpus(tiny_corpus, "train"), tiny_space, max_tokens=64)
+    batch = collate(list(ds)[:4])
+    batch.validate()
+    bad = dataclasses.replace(batch, aligned_docs=batch.speech_docs + 1)
+    with pytest.raises(ValueError, match="aligned_docs cannot exceed speech_docs"):
+        bad.validate()
+    with pytest.raises(ValueError, match="speech_frames has shape"):
+        dataclasses.replace(batch, speech_frames=batch.speech_frames[:1]).validate()
+    with pytest.raises(ValueError, match="speech_docs has shape None"):
+        dataclasses.replace(batch, speech_docs=None).validate()
+    dataclasses.replace(batch, speech_docs=None, aligned_docs=None, speech_frames=None).validate()
+    assert batch.to("cpu").speech_frames is not None

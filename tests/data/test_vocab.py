@@ -10,7 +10,9 @@ from lst_lightning.data.vocab import (
     NUM_SPECIALS,
     SpeechSpan,
     TextSpan,
+    TokenSpace,
     train_text_tokenizer,
+    train_unit_bpe,
 )
 
 
@@ -131,3 +133,50 @@ def test_token_space_pickles(mls_space):
     copy = pickle.loads(pickle.dumps(mls_space))
     assert copy.vocab_size == mls_space.vocab_size
     assert copy.encode_text("the little river") == mls_space.encode_text("the little river")
+
+
+def test_unit_bpe_round_trip_and_frames(mls_utterances, mls_space, tmp_path):
+    path = train_unit_bpe([u.units for u in mls_utterances], tmp_path / "units.model", 1000)
+    space = TokenSpace(mls_space.model_path, unit_bpe_path=path)
+    assert space.speech_tokenizer == "bpe" and mls_space.speech_tokenizer == "units"
+    assert space.unit_offset == mls_space.unit_offset
+    assert 502 <= space.num_speech_tokens <= 1000
+    assert space.vocab_size == space.unit_offset + space.num_speech_tokens
+    rng = np.random.default_rng(1)
+    unused = (0, 500, 17)  # units absent from the fixture still encode
+    total_units = total_tokens = 0
+    for doc in fixture_documents(mls_utterances, rng) + [[SpeechSpan(unused)]]:
+        ids = space.encode_document(doc)
+        assert space.decode_document(ids) == doc
+        arr = np.array(ids)
+        units = sum(len(s.units) for s in doc if isinstance(s, SpeechSpan))
+        assert space.speech_frames(arr).sum() == units
+        assert (space.speech_frames(arr) > 0).tolist() == space.is_unit(arr).tolist()
+        total_units += units
+        total_tokens += int(space.is_unit(arr).sum())
+    assert total_tokens < 0.8 * total_units  # the BPE shortens unit strings
+    clone = pickle.loads(pickle.dumps(space))
+    assert clone.encode_document([SpeechSpan(unused)]) == space.encode_document(
+        [SpeechSpan(unused)]
+    )
+    plain = np.array(mls_space.encode_document([TextSpan("a"), SpeechSpan((3, 4))]))
+    assert mls_space.speech_frames(plain).tolist() == [0, 0, 0, 0, 1, 1, 0]
+
+
+def test_unit_bpe_errors(mls_space, tmp_path):
+    with pytest.raises(ValueError, match="must hold <unk> and all 501 units"):
+        train_unit_bpe([(1, 2, 3)], tmp_path / "u.model", 300)
+    with pytest.raises(ValueError, match="without any unit sequence"):
+        train_unit_bpe([()], tmp_path / "u.model", 1000)
+    with pytest.raises(FileNotFoundError, match="no unit BPE model"):
+        TokenSpace(mls_space.model_path, unit_bpe_path=tmp_path / "missing.model")
+    small = train_unit_bpe([(1, 2, 1, 2)], tmp_path / "small.model", 40, num_units=8)
+    with pytest.raises(ValueError, match="have no piece"):
+        TokenSpace(mls_space.model_path, num_units=9, unit_bpe_path=small)
+
+
+def test_text_piece_sizes(mls_space):
+    for word in ("pleasant", "time", "naïve"):
+        sizes = mls_space.text_piece_sizes(word)
+        assert len(sizes) == len(mls_space.encode_text(word))
+        assert sum(sizes) == len(word.encode())

@@ -8,6 +8,7 @@ redundant copies in sync.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import torch
 
@@ -41,9 +42,25 @@ class PackedBatch:
     """True where the target is a speech unit (for the speech/text loss split)."""
     speech_patches: torch.Tensor
     """``[B, P]`` True where the patch holds speech units (for patch-length statistics)."""
+    speech_docs: torch.Tensor | None = None
+    """``[B]`` documents holding speech units whose first piece is in the row (a document split
+    across rows counts once); ``None`` when the producer does not count (patching statistics)."""
+    aligned_docs: torch.Tensor | None = None
+    """``[B]`` how many of ``speech_docs`` were patched aligned rather than static."""
+    speech_frames: torch.Tensor | None = None
+    """``[B]`` unit frames (25 Hz) that the row's speech tokens stand for: one per unit token, a
+    piece's unit count with a unit BPE. Speech seconds = frames / 25."""
+
+    COUNTS: ClassVar[tuple[str, ...]] = ("speech_docs", "aligned_docs", "speech_frames")
+    """The optional per-row counters: all present or all ``None``."""
 
     def to(self, device: torch.device | str) -> PackedBatch:
-        return PackedBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return PackedBatch(
+            **{
+                f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
+                for f in fields(self)
+            }
+        )
 
     @property
     def num_tokens(self) -> int:
@@ -74,3 +91,14 @@ class PackedBatch:
         real = (self.doc_ids != PAD_DOC).sum(dim=1)
         if not torch.equal(self.patch_lengths.sum(dim=1), real):
             raise ValueError("patch lengths must sum to the number of real tokens in each row")
+        counts = [getattr(self, name) for name in self.COUNTS]
+        if all(c is None for c in counts):
+            return
+        for name, value in zip(self.COUNTS, counts, strict=True):
+            if value is None or value.shape != (b,):
+                shape = None if value is None else tuple(value.shape)
+                raise ValueError(f"{name} has shape {shape}, want ({b},) like the other counters")
+            if (value < 0).any():
+                raise ValueError(f"{name} must be >= 0")
+        if (self.aligned_docs > self.speech_docs).any():
+            raise ValueError("aligned_docs cannot exceed speech_docs")

@@ -4,6 +4,15 @@ Each epoch draws the document mixture (interleaved / speech-only / text-only), a
 pattern per utterance and a new order, all from ``(seed, epoch)``; then it builds, patches and packs
 the documents of this process's shard. Sharding is by document across DataLoader workers (and
 across distributed ranks when ``torch.distributed`` is initialised), so no document is seen twice.
+
+Patching follows a :class:`~lst_lightning.data.patching.PatchingSchedule`. For ``mixed`` and
+``curriculum`` each document draws static or aligned from ``(seed, epoch, position)`` against the
+probability at the *current training step*. That step lives in a one-element shared-memory tensor
+created with the dataset, so DataLoader worker processes (forked or spawned) read the value the
+main process last wrote (:meth:`PackedDocumentDataset.set_step`, called by the datamodule and by
+:class:`~lst_lightning.callbacks.curriculum.CurriculumCallback`), not a copy from when they started.
+Documents are built ahead of the step that consumes them (DataLoader prefetch and the row being
+filled), so the schedule a batch shows lags the trainer by a few batches.
 """
 
 from __future__ import annotations
@@ -23,12 +32,15 @@ from lst_lightning.data.documents import (
     text_document,
 )
 from lst_lightning.data.packing import PackedRow, PackingMode, RowPacker
-from lst_lightning.data.patching import static_patch_lengths, token_patch_lengths
+from lst_lightning.data.patching import PatchingSchedule, token_patch_lengths
 from lst_lightning.data.records import DEFAULT_NUM_UNITS, AlignedUtterance, read_aligned_jsonl
 from lst_lightning.data.vocab import TokenSpace
 
 INTERLEAVED, SPEECH, TEXT = 0, 1, 2
 """Document kinds in an epoch plan."""
+
+PATCHING_STREAM = 7
+"""Seeds each document's static/aligned draw apart from its interleaving draw."""
 
 
 @dataclass(frozen=True)
@@ -100,28 +112,41 @@ class PackedDocumentDataset(IterableDataset):
         space: TokenSpace,
         interleaved_fraction: float = 1 / 3,
         speech_only_fraction: float = 0.0,
-        patch_size: int = 4,
+        patching: PatchingSchedule | None = None,
         packing: PackingMode = "patches",
         max_tokens: int = 512,
         max_patches: int = 256,
         seed: int = 0,
     ) -> None:
+        """``patching``: the schedule of ``"patches"`` packing (default static(4)); ``"tokens"``
+        packing gives one patch per token whatever it says."""
+        patching = patching if patching is not None else PatchingSchedule()
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
-        if patch_size < 1:
-            raise ValueError(f"patch_size must be >= 1, got {patch_size}")
-        if packing == "patches" and patch_size > max_tokens:
-            raise ValueError(f"patch_size={patch_size} does not fit in max_tokens={max_tokens}")
+        if packing == "patches" and patching.patch_size > max_tokens:
+            raise ValueError(
+                f"patch_size={patching.patch_size} does not fit in max_tokens={max_tokens}"
+            )
+        if (
+            packing == "patches"
+            and patching.strategy != "static"
+            and space.speech_tokenizer != "units"
+        ):
+            raise ValueError(
+                f"patching={patching.strategy!r} needs one token per unit frame, but the token "
+                "space re-tokenises units with a unit BPE; use static patching or token packing"
+            )
         self.corpus = corpus
         self.space = space
         self.interleaved_fraction = interleaved_fraction
         self.speech_only_fraction = speech_only_fraction
-        self.patch_size = patch_size
+        self.patching = patching
         self.packing = packing
         self.max_tokens = max_tokens
         self.max_patches = max_patches
         self.seed = seed
         self.epoch = 0
+        self._step = torch.zeros(1, dtype=torch.int64).share_memory_()
         # Fail here, not later in a worker, when the mixture or the row sizes are impossible.
         mixture_counts(
             len(corpus.utterances), len(corpus.texts), interleaved_fraction, speech_only_fraction
@@ -133,6 +158,22 @@ class PackedDocumentDataset(IterableDataset):
         if epoch < 0:
             raise ValueError(f"epoch must be >= 0, got {epoch}")
         self.epoch = epoch
+
+    def set_step(self, step: int) -> None:
+        """Publish the training step that documents built from now on are patched for; seen by
+        every worker process of this dataset."""
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        self._step[0] = step
+
+    @property
+    def step(self) -> int:
+        """The last published training step."""
+        return int(self._step[0])
+
+    def aligned_probability(self) -> float:
+        """Probability that a document built now is patched aligned."""
+        return 0.0 if self.packing == "tokens" else self.patching.aligned_probability(self.step)
 
     def epoch_plan(self) -> list[tuple[int, int]]:
         """The epoch's documents in order, as ``(kind, index into utterances or texts)``."""
@@ -164,20 +205,41 @@ class PackedDocumentDataset(IterableDataset):
         rng = np.random.default_rng([self.seed, self.epoch, position])
         return interleaved_document(utterance, self.space, rng)
 
-    def patch_lengths(self, doc: EncodedDocument) -> list[int]:
+    def patch_document(self, position: int, doc: EncodedDocument) -> tuple[list[int], bool]:
+        """The patch lengths of the document at ``position`` and whether they are aligned.
+
+        ``mixed`` / ``curriculum`` draw ``u ~ U[0, 1)`` from ``(seed, epoch, position)`` and patch
+        aligned when ``u`` is below the probability at the published step: the same document gets
+        the same draw at any step, so a falling probability only ever turns aligned into static.
+        """
         if self.packing == "tokens":
-            return token_patch_lengths(doc)
-        return static_patch_lengths(doc, self.patch_size)
+            return token_patch_lengths(doc), False
+        schedule = self.patching
+        if schedule.draws:
+            rng = np.random.default_rng([self.seed, self.epoch, position, PATCHING_STREAM])
+            aligned = bool(rng.random() < self.aligned_probability())
+        else:
+            aligned = schedule.strategy != "static"
+        lengths = schedule.patch_lengths(
+            doc, aligned, piece_sizes=self.space.text_piece_sizes, max_len=self.max_tokens
+        )
+        return lengths, aligned
 
     def __iter__(self) -> Iterator[PackedRow]:
         shard, num_shards = _shard()
         packer = RowPacker(
-            self.packing, self.max_tokens, self.max_patches, self.space.pad_id, self.space.is_unit
+            self.packing,
+            self.max_tokens,
+            self.max_patches,
+            self.space.pad_id,
+            self.space.is_unit,
+            speech_frames=self.space.speech_frames,
         )
         plan = self.epoch_plan()
         for position in range(shard, len(plan), num_shards):
             doc = self.build_document(position, *plan[position])
-            yield from packer.add(doc.tokens, self.patch_lengths(doc))
+            lengths, aligned = self.patch_document(position, doc)
+            yield from packer.add(doc.tokens, lengths, aligned)
         yield from packer.flush()
 
 

@@ -1,8 +1,9 @@
 """Training documents built from records: text-only, speech-only and interleaved (DESIGN section 4).
 
-An :class:`EncodedDocument` keeps, next to its token ids, where each speech run starts and how its
-frames split into words and silences. Static patching only needs the run boundaries; an aligned
-patching strategy (one patch per word, one per silence gap) can be added on the same information.
+An :class:`EncodedDocument` keeps, next to its token ids, where each speech run starts, how many
+tokens it spans and how its frames split into words and silences (with the words' text). Static
+patching only needs the run boundaries; the aligned strategies of :mod:`.patching` (one patch per
+word / silence gap / BPE piece of a word) read the segments.
 """
 
 from __future__ import annotations
@@ -26,25 +27,34 @@ SPEECH_TO_TEXT_WORDS = 0.5
 
 @dataclass(frozen=True)
 class SpeechRun:
-    """One ``<s> units...`` run of a document and its aligned segments.
+    """One ``<s> speech...`` run of a document and its aligned segments.
 
-    ``start`` indexes the ``<s>`` token; ``segments`` are the frame counts of the run's words and
-    silences in order (empty segments dropped), summing to the run's unit count; ``silence`` marks
-    which segments are silence gaps.
+    ``start`` indexes the ``<s>`` token; ``length`` is the run's token count, ``<s>`` included (one
+    token per unit frame plus one in the unit token space; fewer when units are re-tokenised by a
+    unit BPE). ``segments`` are the frame counts of the run's words and silences in order (empty
+    segments dropped), summing to the run's frame count; ``silence`` marks the silence gaps and
+    ``words`` holds each segment's text (``[SIL]`` for a gap), which BPE-aligned patching splits.
     """
 
     start: int
+    length: int
     segments: tuple[int, ...]
     silence: tuple[bool, ...]
+    words: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not len(self.segments) == len(self.silence) == len(self.words):
+            raise ValueError("a speech run needs one silence flag and one text per segment")
 
     @property
     def num_units(self) -> int:
+        """Unit frames (25 Hz) in the run."""
         return sum(self.segments)
 
     @property
-    def length(self) -> int:
-        """Tokens in the run, ``<s>`` included."""
-        return 1 + self.num_units
+    def one_token_per_unit(self) -> bool:
+        """True when every unit frame is its own token (the layout aligned patching needs)."""
+        return self.length == 1 + self.num_units
 
 
 @dataclass(frozen=True)
@@ -156,18 +166,28 @@ def _speech_words(utterance: AlignedUtterance, first: int, last: int) -> tuple[A
 
 
 def encode_plan(plan: list[PlannedSpan], space: TokenSpace, kind: DocumentKind) -> EncodedDocument:
-    """Encode a plan as ``BOS (<t> bpe... | <s> units...)* EOS`` and record its speech runs."""
+    """Encode a plan as ``BOS (<t> bpe... | <s> speech...)* EOS`` and record its speech runs."""
     tokens = [space.bos_id]
     runs = []
     for span in plan:
         if span.modality == "text":
-            body = TextSpan(" ".join(w.text for w in span.words if not w.is_silence))
+            body: TextSpan | SpeechSpan = TextSpan(
+                " ".join(w.text for w in span.words if not w.is_silence)
+            )
         else:
             body = SpeechSpan(tuple(u for w in span.words for u in w.units))
-            segments = [(len(w.units), w.is_silence) for w in span.words if w.units]
+        encoded = space.encode_document([body])[1:-1]
+        if span.modality == "speech":
+            kept = [w for w in span.words if w.units]
             runs.append(
-                SpeechRun(len(tokens), tuple(n for n, _ in segments), tuple(s for _, s in segments))
+                SpeechRun(
+                    start=len(tokens),
+                    length=len(encoded),
+                    segments=tuple(len(w.units) for w in kept),
+                    silence=tuple(w.is_silence for w in kept),
+                    words=tuple(w.text for w in kept),
+                )
             )
-        tokens += space.encode_document([body])[1:-1]
+        tokens += encoded
     tokens.append(space.eos_id)
     return EncodedDocument(np.asarray(tokens, dtype=np.int64), tuple(runs), kind)

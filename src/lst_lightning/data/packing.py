@@ -5,6 +5,9 @@
 one patch per token, so P == T. Whole documents go in while they fit; a document that does not fit
 is cut at a patch boundary and the remainder starts the next row as a new document piece. Targets
 never cross a piece: the last token of each piece, and padding, get ``IGNORE_INDEX``.
+
+Each row also counts, for the patching statistics, the speech-bearing documents that start in it,
+how many of those were patched aligned, and the unit frames its speech tokens stand for.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ class PackedRow:
     speech_targets: np.ndarray
     patch_lengths: np.ndarray
     speech_patches: np.ndarray
+    speech_docs: int = 0
+    """Documents with speech units whose first piece is in this row."""
+    aligned_docs: int = 0
+    """How many of ``speech_docs`` were patched aligned."""
+    speech_frames: int = 0
+    """Unit frames that this row's speech tokens stand for."""
 
     @property
     def num_tokens(self) -> int:
@@ -49,9 +58,12 @@ class RowPacker:
         pad_id: int,
         is_unit: Callable[[np.ndarray], np.ndarray],
         min_piece_tokens: int = 2,
+        speech_frames: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         """``min_piece_tokens``: a row is closed rather than given a shorter head of a document
-        (a 1-token piece has no target at all, so it would only waste a position)."""
+        (a 1-token piece has no target at all, so it would only waste a position).
+        ``speech_frames``: unit frames per token id (e.g. ``TokenSpace.speech_frames``); by
+        default one frame per ``is_unit`` token."""
         if mode not in ("patches", "tokens"):
             raise ValueError(f"packing mode must be 'patches' or 'tokens', got {mode!r}")
         if max_tokens < 2 or max_patches < 1:
@@ -64,13 +76,27 @@ class RowPacker:
         self.pad_id = pad_id
         self.is_unit = is_unit
         self.min_piece_tokens = min_piece_tokens
+        self.speech_frames = speech_frames
         self._pieces: list[tuple[np.ndarray, np.ndarray]] = []
         self._tokens = 0
         self._patches = 0
+        self._speech_docs = 0
+        self._aligned_docs = 0
+        self._pending: tuple[int, int] | None = None
 
-    def add(self, tokens: np.ndarray, patch_lengths: Sequence[int] | np.ndarray) -> list[PackedRow]:
-        """Add one document; return the rows it completed (often none)."""
+    def _frames(self, tokens: np.ndarray) -> np.ndarray:
+        if self.speech_frames is not None:
+            return np.asarray(self.speech_frames(tokens), dtype=np.int64)
+        return np.asarray(self.is_unit(tokens), dtype=np.int64)
+
+    def add(
+        self, tokens: np.ndarray, patch_lengths: Sequence[int] | np.ndarray, aligned: bool = False
+    ) -> list[PackedRow]:
+        """Add one document; return the rows it completed (often none). ``aligned`` says how the
+        document was patched (counted in the row that receives its first piece)."""
         tokens = np.asarray(tokens, dtype=np.int64)
+        has_speech = bool(np.asarray(self.is_unit(tokens)).any())
+        self._pending = (int(has_speech), int(has_speech and aligned))
         if self.mode == "tokens":
             lengths = np.ones(len(tokens), dtype=np.int64)
         else:
@@ -109,6 +135,10 @@ class RowPacker:
         self._pieces.append((tokens, lengths))
         self._tokens += len(tokens)
         self._patches += len(lengths)
+        if self._pending is not None:  # the document's first piece
+            self._speech_docs += self._pending[0]
+            self._aligned_docs += self._pending[1]
+            self._pending = None
 
     def _emit(self) -> PackedRow:
         t, p = self.max_tokens, self.max_patches
@@ -130,8 +160,20 @@ class RowPacker:
             tokens[:pos], patch_lengths[:patch], self.is_unit
         )
         speech_targets = (targets != IGNORE_INDEX) & np.asarray(self.is_unit(targets), dtype=bool)
+        row = PackedRow(
+            tokens,
+            targets,
+            doc_ids,
+            speech_targets,
+            patch_lengths,
+            speech_patches,
+            speech_docs=self._speech_docs,
+            aligned_docs=self._aligned_docs,
+            speech_frames=int(self._frames(tokens[:pos]).sum()),
+        )
         self._pieces, self._tokens, self._patches = [], 0, 0
-        return PackedRow(tokens, targets, doc_ids, speech_targets, patch_lengths, speech_patches)
+        self._speech_docs = self._aligned_docs = 0
+        return row
 
 
 def pack_documents(
@@ -142,7 +184,8 @@ def pack_documents(
     pad_id: int,
     is_unit: Callable[[np.ndarray], np.ndarray],
 ) -> Iterator[PackedRow]:
-    """Pack ``(tokens, patch_lengths)`` documents, in order, into rows (the last one padded)."""
+    """Pack ``(tokens, patch_lengths)`` documents, in order, into rows (the last one padded);
+    documents count as static-patched in the row statistics."""
     packer = RowPacker(mode, max_tokens, max_patches, pad_id, is_unit)
     for tokens, lengths in documents:
         yield from packer.add(tokens, lengths)
@@ -169,6 +212,9 @@ def collate(rows: Sequence[PackedRow], pad_multiple: int | None = 64) -> PackedB
         patch_lengths=stack("patch_lengths", torch.long),
         speech_targets=stack("speech_targets", torch.bool),
         speech_patches=stack("speech_patches", torch.bool),
+        speech_docs=stack("speech_docs", torch.long),
+        aligned_docs=stack("aligned_docs", torch.long),
+        speech_frames=stack("speech_frames", torch.long),
     )
     if pad_multiple is not None:
         batch = trim_padding(batch, pad_multiple)
@@ -193,4 +239,7 @@ def trim_padding(batch: PackedBatch, multiple: int) -> PackedBatch:
         patch_lengths=batch.patch_lengths[:, :p],
         speech_targets=batch.speech_targets[:, :t],
         speech_patches=batch.speech_patches[:, :p],
+        speech_docs=batch.speech_docs,
+        aligned_docs=batch.aligned_docs,
+        speech_frames=batch.speech_frames,
     )

@@ -17,29 +17,39 @@ from ..data.batch import PackedBatch
 from ..data.build import build_generated_corpus, corpus_is_complete
 from ..data.dataset import PackedDocumentDataset, load_corpus
 from ..data.packing import collate
-from ..data.records import DEFAULT_NUM_UNITS
-from ..data.vocab import TokenSpace
+from ..data.patching import STRATEGIES, PatchingSchedule, PatchingStrategy
+from ..data.records import DEFAULT_NUM_UNITS, read_aligned_jsonl
+from ..data.vocab import DEFAULT_UNIT_BPE_SIZE, TokenSpace, train_unit_bpe
 
 VALID_SEED_OFFSET = 1_000_003
 """Validation draws its fixed mixture and interleavings from ``seed + VALID_SEED_OFFSET``."""
 
 
 class EpochDataLoader(DataLoader):
-    """A DataLoader that tells its dataset the current epoch every time it is iterated.
+    """A DataLoader that tells its dataset the current epoch and step every time it is iterated.
 
     Lightning calls ``set_epoch`` only on samplers, and an IterableDataset has none; without this
     every epoch would replay epoch 0's interleavings and order. Workers are not persistent, so each
-    epoch's workers receive the dataset with the new epoch set.
+    epoch's workers receive the dataset with the new epoch set. The step is published here too
+    because Lightning starts the workers before ``on_train_start``: after a resume the first
+    documents are then already patched for the restored step.
     """
 
     def __init__(
-        self, dataset: PackedDocumentDataset, epoch_fn: Callable[[], int], **kwargs
+        self,
+        dataset: PackedDocumentDataset,
+        epoch_fn: Callable[[], int],
+        step_fn: Callable[[], int] | None = None,
+        **kwargs,
     ) -> None:
         super().__init__(dataset, **kwargs)
         self.epoch_fn = epoch_fn
+        self.step_fn = step_fn
 
     def __iter__(self) -> Iterator[PackedBatch]:
         self.dataset.set_epoch(self.epoch_fn())
+        if self.step_fn is not None:
+            self.dataset.set_step(self.step_fn())
         return super().__iter__()
 
 
@@ -49,6 +59,12 @@ class SpeechTextDataModule(L.LightningDataModule):
     The corpus folder holds ``train.jsonl`` / ``valid.jsonl`` (aligned units), ``text_train.txt`` /
     ``text_valid.txt`` and ``tokenizer.model``. When it is missing, the generated corpus is built
     there on construction (a few seconds), so that :attr:`vocab_size` is known before ``setup``.
+
+    The six systems of the paper's main table are data-side choices: Base SpeechLLM
+    (``packing=tokens``), BPE SpeechLLM (``packing=tokens, speech_tokenizer=bpe``) and LST with
+    ``patching`` static / aligned / mixed / curriculum. The training step reaches the dataset (and
+    its worker processes) through :meth:`publish_step`, called by
+    :class:`~lst_lightning.callbacks.curriculum.CurriculumCallback` every step.
     """
 
     def __init__(
@@ -64,6 +80,12 @@ class SpeechTextDataModule(L.LightningDataModule):
         speech_only_fraction: float = 0.0,
         num_units: int = DEFAULT_NUM_UNITS,
         seed: int = 0,
+        patching: PatchingStrategy = "static",
+        aligned_prob: float = 0.5,
+        curriculum_start: int | float = 1 / 3,
+        curriculum_end: int | float = 2 / 3,
+        speech_tokenizer: Literal["units", "bpe"] = "units",
+        unit_bpe_size: int = DEFAULT_UNIT_BPE_SIZE,
     ) -> None:
         """
         Args:
@@ -80,6 +102,23 @@ class SpeechTextDataModule(L.LightningDataModule):
                 text-only.
             num_units: speech unit codebook size (paper: 501 HuBERT k-means units).
             seed: seeds the mixture, interleavings and order (epoch by epoch) and validation.
+            patching: training patches in ``"patches"`` mode: ``static`` (chunks of
+                ``patch_size``), ``aligned`` (a patch per word and per silence gap),
+                ``aligned_merged`` (silence joins the word before it), ``aligned_bpe`` (a patch
+                per BPE piece of each word), ``mixed`` (aligned with probability
+                ``aligned_prob`` per document) or ``curriculum`` (the paper's best). Validation
+                always uses static patches.
+            aligned_prob: ``mixed`` only: probability of aligned patching per document.
+            curriculum_start: ``curriculum`` only: the aligned probability is 1 before this step
+                (paper: T/3); an int is a step, a float in [0, 1] a fraction of
+                ``trainer.max_steps``.
+            curriculum_end: ``curriculum`` only: the probability falls linearly to 0 at this step
+                and stays 0 (paper: 2T/3); int step or float fraction as above.
+            speech_tokenizer: ``"units"`` (one token per unit, paper's LST and Base SpeechLLM) or
+                ``"bpe"`` (units re-tokenised by a unit BPE trained on the training split's unit
+                sequences and cached as ``unit_bpe_<size>.model`` in ``data_dir``: the paper's
+                BPE SpeechLLM baseline).
+            unit_bpe_size: pieces of that unit BPE (paper: 1k).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -90,6 +129,33 @@ class SpeechTextDataModule(L.LightningDataModule):
             raise ValueError("need max_tokens >= 2, batch_size >= 1, num_workers >= 0, seed >= 0")
         if packing not in ("patches", "tokens"):
             raise ValueError(f"packing must be 'patches' or 'tokens', got {packing!r}")
+        if patching not in STRATEGIES:
+            raise ValueError(
+                f"data.patching must be one of {', '.join(STRATEGIES)}, got {patching!r}"
+            )
+        if packing == "tokens" and patching != "static":
+            raise ValueError(
+                f"data.patching={patching!r} has no effect with data.packing='tokens' (one patch "
+                "per token): use packing 'patches' or leave patching 'static'"
+            )
+        if speech_tokenizer not in ("units", "bpe"):
+            raise ValueError(
+                f"data.speech_tokenizer must be 'units' or 'bpe', got {speech_tokenizer!r}"
+            )
+        for name, value in (
+            ("curriculum_start", curriculum_start),
+            ("curriculum_end", curriculum_end),
+        ):
+            if isinstance(value, float) and not 0.0 <= value <= 1.0:
+                raise ValueError(f"data.{name}={value} is a fraction of max_steps: want [0, 1]")
+            if value < 0:
+                raise ValueError(f"data.{name} must be >= 0, got {value}")
+        self.patching = patching
+        self.aligned_prob = aligned_prob
+        self.curriculum_start = curriculum_start
+        self.curriculum_end = curriculum_end
+        self.speech_tokenizer = speech_tokenizer
+        self.unit_bpe_size = unit_bpe_size
         self.data_dir = Path(data_dir)
         self.packing = packing
         self.max_patches = max_patches
@@ -104,6 +170,10 @@ class SpeechTextDataModule(L.LightningDataModule):
         self._space: TokenSpace | None = None
         self._train: PackedDocumentDataset | None = None
         self._valid: PackedDocumentDataset | None = None
+        fractions = any(isinstance(v, float) for v in (curriculum_start, curriculum_end))
+        self._schedule: PatchingSchedule | None = None
+        if patching != "curriculum" or not fractions:
+            self._schedule = self.resolve_schedule(None)  # checks the options now
         self.prepare_data()
 
     def prepare_data(self) -> None:
@@ -114,8 +184,64 @@ class SpeechTextDataModule(L.LightningDataModule):
     @property
     def token_space(self) -> TokenSpace:
         if self._space is None:
-            self._space = TokenSpace(self.data_dir / "tokenizer.model", self.num_units)
+            unit_bpe = self.unit_bpe_path() if self.speech_tokenizer == "bpe" else None
+            self._space = TokenSpace(self.data_dir / "tokenizer.model", self.num_units, unit_bpe)
         return self._space
+
+    def unit_bpe_path(self) -> Path:
+        """The corpus's unit BPE, trained on ``train.jsonl`` on first use (atomic write; racing
+        processes train the same deterministic model)."""
+        path = self.data_dir / f"unit_bpe_{self.unit_bpe_size}.model"
+        if not path.is_file():
+            units = [
+                u.units for u in read_aligned_jsonl(self.data_dir / "train.jsonl", self.num_units)
+            ]
+            train_unit_bpe(units, path, self.unit_bpe_size, self.num_units)
+        return path
+
+    def resolve_schedule(self, max_steps: int | None) -> PatchingSchedule:
+        """The training :class:`PatchingSchedule`; fractional curriculum bounds become steps of
+        ``max_steps`` (an error when it is unknown)."""
+        bounds = []
+        for name in ("curriculum_start", "curriculum_end"):
+            value = getattr(self, name)
+            if isinstance(value, float) and self.patching != "curriculum":
+                value = 0  # unused by the other strategies
+            elif isinstance(value, float):
+                if max_steps is None or max_steps <= 0:
+                    raise ValueError(
+                        f"data.{name}={value} is a fraction of trainer.max_steps, which is "
+                        f"{max_steps}: set trainer.max_steps or give the step as an integer"
+                    )
+                value = round(value * max_steps)
+            bounds.append(int(value))
+        if bounds[0] > bounds[1]:
+            raise ValueError(
+                f"data.curriculum_start ({bounds[0]}) must not come after data.curriculum_end "
+                f"({bounds[1]})"
+            )
+        return PatchingSchedule(
+            self.patching, self.patch_size, self.aligned_prob, bounds[0], bounds[1]
+        )
+
+    @property
+    def schedule(self) -> PatchingSchedule:
+        """The training patching schedule; fractional curriculum bounds are resolved with the
+        attached trainer's ``max_steps`` on first use."""
+        if self._schedule is None:
+            max_steps = self.trainer.max_steps if self.trainer is not None else None
+            self._schedule = self.resolve_schedule(max_steps)
+        return self._schedule
+
+    def aligned_probability(self, step: int) -> float:
+        """Probability that a training document built at ``step`` is patched aligned."""
+        return 0.0 if self.packing == "tokens" else self.schedule.aligned_probability(step)
+
+    def publish_step(self, step: int) -> None:
+        """Make ``step`` the step that the next training documents are patched for (in this
+        process and in every DataLoader worker)."""
+        if self._train is not None:
+            self._train.set_step(step)
 
     @property
     def vocab_size(self) -> int:
@@ -123,12 +249,13 @@ class SpeechTextDataModule(L.LightningDataModule):
         return self.token_space.vocab_size
 
     def _dataset(self, split: str, seed: int) -> PackedDocumentDataset:
+        training = split == "train"
         return PackedDocumentDataset(
             load_corpus(self.data_dir, split, self.num_units),
             self.token_space,
             interleaved_fraction=self.interleaved_fraction,
             speech_only_fraction=self.speech_only_fraction,
-            patch_size=self.patch_size,
+            patching=self.schedule if training else PatchingSchedule("static", self.patch_size),
             packing=self.packing,
             max_tokens=self.max_tokens,
             max_patches=self.max_patches,
@@ -144,12 +271,16 @@ class SpeechTextDataModule(L.LightningDataModule):
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
 
+    def _current_step(self) -> int:
+        return self.trainer.global_step if self.trainer is not None else 0
+
     def train_dataloader(self) -> DataLoader:
         if self._train is None:
             self.setup("fit")
         return EpochDataLoader(
             self._train,
             self._current_epoch,
+            self._current_step,
             batch_size=self.batch_size,
             collate_fn=collate,
             num_workers=self.num_workers,
