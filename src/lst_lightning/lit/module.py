@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ..data.batch import IGNORE_INDEX, PackedBatch
 from ..model import BaselineConfig, LSTConfig, build_model
 from ..model.config import TransformerConfig
+from ..model.flops import batch_training_flops
 from .optim import OptimConfig, build_optimizer
 
 
@@ -27,7 +28,13 @@ class SpeechTextLM(L.LightningModule):
     Logged every step (TensorBoard): ``train/loss`` and its split ``train/loss_text`` /
     ``train/loss_speech`` (by the modality of the target token), ``train/tokens_seen`` and
     ``train/global_positions_seen`` (cumulative over all processes, restored on resume),
-    ``train/speech_patch_len`` (mean tokens per speech patch) and the learning rate.
+    ``train/flops_seen`` (cumulative analytic training FLOPs over all processes, restored on
+    resume; convention in :mod:`lst_lightning.model.flops`), ``train/speech_patch_len`` (mean
+    tokens per speech patch) and the learning rate.
+
+    ``flops_per_batch`` holds this process's FLOPs of the latest batch (training: forward +
+    backward; validation: forward), which Lightning's ``ThroughputMonitor`` turns into FLOPs/s and
+    MFU (see :class:`lst_lightning.callbacks.throughput.SpeechThroughputMonitor`).
     """
 
     def __init__(
@@ -48,6 +55,10 @@ class SpeechTextLM(L.LightningModule):
         self.net = build_model(network)
         self.register_buffer("tokens_seen", torch.zeros((), dtype=torch.long))
         self.register_buffer("global_positions_seen", torch.zeros((), dtype=torch.long))
+        # A Python float kept in the checkpoint, not a buffer: FLOPs outgrow int64 at scale and a
+        # floating buffer would be cast to bf16 by "*-true" precisions and FSDP mixed precision.
+        self.flops_seen = 0.0
+        self.flops_per_batch = 0
 
     @property
     def is_lst(self) -> bool:
@@ -79,19 +90,29 @@ class SpeechTextLM(L.LightningModule):
         """Steps of the global model this batch costs: patches for LST, tokens for baselines."""
         return batch.num_patches if self.is_lst else batch.num_tokens
 
+    def batch_flops(self, batch: PackedBatch, training: bool = True) -> int:
+        """Analytic FLOPs of this batch ("causal" attention convention), forward + backward when
+        ``training`` else forward only."""
+        flops = batch_training_flops(self.network_config, batch.doc_ids, batch.patch_lengths)
+        return flops if training else flops // 3
+
     def training_step(self, batch: PackedBatch, batch_idx: int) -> torch.Tensor:
         losses = self.losses(batch)
+        self.flops_per_batch = self.batch_flops(batch)
         counts = torch.tensor(
-            [batch.num_tokens, self.global_positions(batch)], device=self.tokens_seen.device
+            [batch.num_tokens, self.global_positions(batch), self.flops_per_batch],
+            device=self.tokens_seen.device,
         )
         counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
         self.tokens_seen += counts[0].long()
         self.global_positions_seen += counts[1].long()
+        self.flops_seen += float(counts[2])
         size = batch.tokens.shape[0]
         for name, value in losses.items():
             self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=size)
         self.log("train/tokens_seen", self.tokens_seen.float(), batch_size=size)
         self.log("train/global_positions_seen", self.global_positions_seen.float(), batch_size=size)
+        self.log("train/flops_seen", self.flops_seen, batch_size=size)
         speech = batch.speech_patches & (batch.patch_lengths > 0)
         if speech.any():
             mean_len = batch.patch_lengths[speech].float().mean()
@@ -100,6 +121,7 @@ class SpeechTextLM(L.LightningModule):
 
     def validation_step(self, batch: PackedBatch, batch_idx: int) -> None:
         size = batch.tokens.shape[0]
+        self.flops_per_batch = self.batch_flops(batch, training=False)
         for name, value in self.losses(batch).items():
             self.log(f"val/{name}", value, prog_bar=name == "loss", batch_size=size, sync_dist=True)
 
@@ -107,6 +129,12 @@ class SpeechTextLM(L.LightningModule):
         size = batch.tokens.shape[0]
         for name, value in self.losses(batch).items():
             self.log(f"test/{name}", value, batch_size=size, sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["flops_seen"] = self.flops_seen
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.flops_seen = float(checkpoint.get("flops_seen", 0.0))
 
     def configure_optimizers(self):
         total = int(self.trainer.estimated_stepping_batches)

@@ -40,9 +40,14 @@ def lr_multiplier(step: int, warmup_steps: int, total_steps: int, min_ratio: flo
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Decay matrices and embeddings; leave norms, biases and learned vectors undecayed."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    """Decay matrices and embeddings; leave norms, biases and learned vectors undecayed.
+
+    Decided by the owning module (``Linear``/``Embedding`` weights), not by ``p.dim()``: under
+    FSDP every parameter is a flat 1-D shard by the time the optimiser is built.
+    """
+    matrices = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear | nn.Embedding)}
+    decay = [p for p in model.parameters() if p.requires_grad and id(p) in matrices]
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in matrices]
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": rest, "weight_decay": 0.0},
