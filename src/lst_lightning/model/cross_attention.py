@@ -3,7 +3,8 @@
 Both are *local*: a patch query only sees the tokens of its own patch, and a token only sees the
 ``k`` key/value vectors of one global output. So neither needs a dense ``[patches x tokens]`` mask:
 the encoder side is a segment softmax computed with scatter operations (memory ``O(T k d)``), and
-the decoder side is a softmax over ``k`` entries per token.
+the decoder side is a softmax over ``k`` entries per token, with keys and values projected once
+per patch.
 """
 
 from __future__ import annotations
@@ -52,7 +53,11 @@ class PatchCrossAttention(nn.Module):
 
 
 class TokenCrossAttention(nn.Module):
-    """Decoder side: each token attends to the ``k`` key/value vectors of its context patch."""
+    """Decoder side: each token attends to the ``k`` key/value vectors of its context patch.
+
+    Keys and values are projected once per patch and then gathered per token, so their cost grows
+    with the number of global positions, not with the number of tokens.
+    """
 
     def __init__(self, d_model: int, n_heads: int, norm_eps: float) -> None:
         super().__init__()
@@ -62,13 +67,18 @@ class TokenCrossAttention(nn.Module):
         self.kv = nn.Linear(d_model, 2 * d_model, bias=False)
         self.proj = nn.Linear(d_model, d_model, bias=False)
 
-    def forward(self, tokens: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """``tokens [B, T, D]``, ``context [B, T, k, D]`` -> ``[B, T, D]``."""
-        b, t, kq, d = context.shape
-        h = self.n_heads
+    def forward(
+        self, tokens: torch.Tensor, context: torch.Tensor, context_index: torch.Tensor
+    ) -> torch.Tensor:
+        """``tokens [B, T, D]``, ``context [B, C, k, D]`` (per-patch vectors), ``context_index
+        [B, T]`` (which of the ``C`` contexts each token reads) -> ``[B, T, D]``."""
+        b, t, d = tokens.shape
+        c, kq, h = context.shape[1], context.shape[2], self.n_heads
         hd = d // h
         q = self.q(self.norm(tokens)).view(b, t, h, hd)
-        keys, values = self.kv(context).view(b, t, kq, 2, h, hd).unbind(3)
+        kv = self.kv(context).view(b, c, kq * 2 * h * hd)
+        kv = kv.gather(1, context_index[:, :, None].expand(b, t, kv.shape[-1]))
+        keys, values = kv.view(b, t, kq, 2, h, hd).unbind(3)
         scores = torch.einsum("bthd,btkhd->bthk", q.float(), keys.float()) * hd**-0.5
         out = torch.einsum("bthk,btkhd->bthd", scores.softmax(dim=-1), values.float())
         return self.proj(out.reshape(b, t, d).type_as(tokens))

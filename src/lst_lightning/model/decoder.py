@@ -34,33 +34,38 @@ class PatchDecoder(nn.Module):
         self.norm = nn.RMSNorm(dec.d_model, eps=dec.norm_eps)
         self.head = nn.Linear(dec.d_model, config.vocab_size, bias=False)
 
-    def token_context(
-        self,
-        global_out: torch.Tensor,
-        closed_patch: torch.Tensor,
-        patch_docs: torch.Tensor,
-        doc_ids: torch.Tensor,
-    ) -> torch.Tensor:
-        """``[B, T, k, D]``: the key/value vectors each token cross-attends to."""
+    def patch_context(self, global_out: torch.Tensor) -> torch.Tensor:
+        """``[B, P + 1, k, D]``: ``k`` context vectors per global output, the learned start
+        context appended at index ``P``."""
         b, p, _ = global_out.shape
-        t, d = closed_patch.shape[1], self.start.shape[1]
+        d = self.start.shape[1]
         ctx = self.context(global_out).view(b, p, self.k, d)
+        start = self.start.to(ctx.dtype).expand(b, 1, self.k, d)
+        return torch.cat([ctx, start], dim=1)
+
+    @staticmethod
+    def context_index(
+        closed_patch: torch.Tensor, patch_docs: torch.Tensor, doc_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """``[B, T]``: the closed patch each token reads, or ``P`` (the start context) where no
+        patch of its own document has closed yet."""
         idx = closed_patch.clamp(min=0)
-        per_token = ctx.gather(1, idx[:, :, None, None].expand(b, t, self.k, d))
         own_doc = (closed_patch >= 0) & (patch_docs.gather(1, idx) == doc_ids)
-        return torch.where(own_doc[:, :, None, None], per_token, self.start.to(per_token.dtype))
+        return torch.where(own_doc, idx, torch.full_like(idx, patch_docs.shape[1]))
 
     def forward(
         self,
         token_states: torch.Tensor,
         context: torch.Tensor,
+        context_index: torch.Tensor,
         doc_ids: torch.Tensor,
         positions: torch.Tensor,
     ) -> torch.Tensor:
-        """Returns logits ``[B, T, V]``."""
+        """Returns logits ``[B, T, V]``; ``context`` and ``context_index`` come from
+        :meth:`patch_context` and :meth:`context_index`."""
         h = token_states
         rope = self.rotary(positions)
         for cross, block in zip(self.cross, self.layers, strict=True):
-            h = h + cross(h, context)
+            h = h + cross(h, context, context_index)
             h = block(h, doc_ids, rope)
         return self.head(self.norm(h))

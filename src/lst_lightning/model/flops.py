@@ -20,7 +20,8 @@ Convention (what is counted):
   "document", as in :func:`lst_lightning.model.attention.document_cu_seqlens`.
 
 Everything counts the modules as implemented in this package (for instance the decoder
-cross-attention projects keys and values of each token's ``k`` context vectors, ``T * k`` of them).
+cross-attention projects keys and values once per patch, ``(P + 1) * k`` vectors per row with the
+learned start context, and gathers them per token).
 """
 
 from __future__ import annotations
@@ -189,9 +190,10 @@ def lst_forward_flops(
 
     # Global output -> k key/value vectors of width d, per patch.
     linear["decoder.context"] = 2 * m * big_d * k * d
-    # Token cross-attention per layer: q and out projections per token, k/v on each token's k
-    # context vectors, and k pairs per token.
-    linear["decoder.cross_attention"] = dec.n_layers * 2 * (2 * n * d * d + n * k * d * 2 * d)
+    # Token cross-attention per layer: q and out projections per token, k/v once per context
+    # (P patches + the start context per row, k vectors each), and k pairs per token.
+    contexts = (m + rows) * k
+    linear["decoder.cross_attention"] = dec.n_layers * 2 * (2 * n * d * d + contexts * d * 2 * d)
     attn["decoder.cross_attention"] = dec.n_layers * 4 * d * n * k
     linear["decoder.blocks"], attn["decoder.blocks"] = stack_flops(
         dec, n, layout.token_runs, rows, t, attention

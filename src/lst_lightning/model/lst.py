@@ -44,5 +44,6 @@ class LST(nn.Module):
         token_states, patches = self.encoder(tokens, doc_ids, positions, patch_index, p)
         global_out = self.global_model(patches, patch_docs, positions_in_document(patch_docs))
         closed = closed_patch_before_target(patch_lengths, t)
-        context = self.decoder.token_context(global_out, closed, patch_docs, doc_ids)
-        return self.decoder(token_states, context, doc_ids, positions)
+        context = self.decoder.patch_context(global_out)
+        index = self.decoder.context_index(closed, patch_docs, doc_ids)
+        return self.decoder(token_states, context, index, doc_ids, positions)
