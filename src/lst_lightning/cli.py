@@ -7,6 +7,9 @@ Beyond plain LightningCLI it:
   learning-rate monitor;
 - always adds the :class:`~lst_lightning.callbacks.CurriculumCallback` (key ``curriculum:``), which
   drives the data's patching schedule from the training step and logs ``patching/*`` statistics;
+- always adds the :class:`~lst_lightning.callbacks.eval_callback.BenchmarkEvalCallback` (key
+  ``benchmarks:``): ``lst-lightning test`` scores the embedded benchmark sets in all four
+  directions, and ``--benchmarks.every_n_steps N`` adds accuracy curves during ``fit``;
 - picks ``bf16-mixed`` precision where the GPU supports it when ``trainer.precision`` is unset.
 """
 
@@ -17,6 +20,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from .callbacks.curriculum import CurriculumCallback
+from .callbacks.eval_callback import BenchmarkEvalCallback
 from .lit.datamodule import SpeechTextDataModule
 from .lit.module import SpeechTextLM
 
@@ -33,6 +37,7 @@ class LSTLightningCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.every_n_train_steps": 100})
         parser.add_lightning_class_args(CurriculumCallback, "curriculum")
+        parser.add_lightning_class_args(BenchmarkEvalCallback, "benchmarks")
         parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:

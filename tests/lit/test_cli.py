@@ -96,3 +96,30 @@ def test_fit_logs_scalars_writes_checkpoint_and_resumes(
     resumed = torch.load(last, map_location="cpu", weights_only=False)
     assert resumed["global_step"] == 8
     assert int(resumed["state_dict"]["tokens_seen"]) > tokens_at_6
+
+
+def test_cli_test_reports_loss_and_benchmarks(tiny_corpus: Path, tmp_path: Path) -> None:
+    """`lst-lightning test` on a checkpoint logs the held-out loss and writes the benchmark table."""
+    size = ["--model.network.global_model.n_layers=1", "--data.max_patches=64"]
+    fit("tiny_lst", tiny_corpus, tmp_path, *size, "--trainer.max_steps=3")
+    run = tmp_path / "tiny_lst" / "run"
+    main(
+        [
+            "test",
+            "--config",
+            str(ROOT / "experiments" / "tiny_lst.yaml"),
+            f"--data.data_dir={tiny_corpus}",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+            *SMALL[3:],
+            *size,
+            "--benchmarks.sets=[storycloze,swuggy]",
+            "--benchmarks.test_limit=4",
+            f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+        ]
+    )
+    assert "test/loss" in scalars(run)
+    results = list(run.glob("eval/step_*/results.json"))
+    assert results, "no benchmark results written"
+    table = results[0].with_name("results.md").read_text()
+    for name in ("storycloze", "swuggy", "S->S", "T->T"):
+        assert name in table

@@ -295,3 +295,8 @@ class SpeechTextDataModule(L.LightningDataModule):
             collate_fn=collate,
             num_workers=self.num_workers,
         )
+
+    def test_dataloader(self) -> DataLoader:
+        """The held-out split again (static patches): ``lst-lightning test`` reports its loss,
+        and the benchmark callback adds the zero-shot evaluation."""
+        return self.val_dataloader()

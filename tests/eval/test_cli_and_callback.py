@@ -1,0 +1,92 @@
+"""``python -m lst_lightning.eval`` on a checkpoint, and the Lightning callback at test time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from lst_lightning.callbacks.eval_callback import BenchmarkEvalCallback
+from lst_lightning.eval.__main__ import main
+from lst_lightning.lit.datamodule import SpeechTextDataModule
+from lst_lightning.lit.module import SpeechTextLM
+from lst_lightning.lit.optim import OptimConfig
+
+from .conftest import tiny_lst_config
+
+
+def _checkpoint(tmp_path: Path, corpus: Path) -> Path:
+    """A checkpoint laid out like the CLI's: <run>/checkpoints/last.ckpt with both hparams."""
+    dm = SpeechTextDataModule(data_dir=str(corpus), batch_size=2, max_tokens=256, max_patches=128)
+    module = SpeechTextLM(
+        network=tiny_lst_config(dm.vocab_size),
+        optim=OptimConfig(warmup_steps=0),
+        vocab_size=dm.vocab_size,
+    )
+    trainer = L.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        accelerator="cpu",
+    )
+    trainer.fit(module, datamodule=dm)
+    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    path.parent.mkdir(parents=True)
+    trainer.save_checkpoint(path)
+    return path
+
+
+def test_cli_writes_json_markdown_and_tensorboard(tmp_path, eval_corpus, sets_dir, capsys):
+    ckpt = _checkpoint(tmp_path, eval_corpus)
+    rc = main(["--ckpt", str(ckpt), "--limit", "3", "--sets", "topic", "swuggy"])
+    assert rc == 0
+    out_dir = tmp_path / "run" / "eval" / "step_1"
+    doc = json.loads((out_dir / "results.json").read_text())
+    rows = {(r["benchmark"], r["direction"]) for r in doc["results"]}
+    assert rows == {("topic", d) for d in ("S->S", "T->T", "S->T", "T->S")} | {
+        ("swuggy", "S->S"),
+        ("swuggy", "T->T"),
+    }
+    assert doc["headline_rule"] == "per_char" and doc["step"] == 1 and doc["patch_size"] == 4
+    table = (out_dir / "results.md").read_text()
+    assert "| topic | S->T |" in table and "| swuggy | T->T |" in table
+    assert list((tmp_path / "run").glob("events.out.tfevents.*"))
+    printed = capsys.readouterr().out
+    assert "| benchmark | direction | acc/char (headline)" in printed
+    assert main(["--ckpt", str(tmp_path / "missing.ckpt")]) == 2
+    assert main(["--ckpt", str(ckpt), "--sets", "nope"]) == 2
+    assert "no benchmark named nope" in capsys.readouterr().err
+
+
+class _TestableData(SpeechTextDataModule):
+    def test_dataloader(self):
+        return self.val_dataloader()
+
+
+def test_callback_logs_and_writes_results_at_test_time(tmp_path, eval_corpus, sets_dir):
+    torch.manual_seed(0)
+    dm = _TestableData(data_dir=str(eval_corpus), batch_size=2, max_tokens=256, max_patches=128)
+    module = SpeechTextLM(network=tiny_lst_config(dm.vocab_size), vocab_size=dm.vocab_size)
+    callback = BenchmarkEvalCallback(sets=["storycloze"], directions=["S->S", "T->S"], test_limit=4)
+    trainer = L.Trainer(
+        default_root_dir=tmp_path,
+        callbacks=[callback],
+        limit_test_batches=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        logger=L.pytorch.loggers.CSVLogger(tmp_path, name="csv", version="v"),
+    )
+    [metrics] = trainer.test(module, datamodule=dm)
+    assert {"eval/storycloze/s2s/per_char", "eval/storycloze/t2s/sum"} <= set(metrics)
+    assert [(r.benchmark, r.direction, r.items) for r in callback.last_results] == [
+        ("storycloze", "S->S", 4),
+        ("storycloze", "T->S", 4),
+    ]
+    results = tmp_path / "csv" / "v" / "eval" / "step_0" / "results.json"
+    assert json.loads(results.read_text())["results"][0]["items"] == 4
