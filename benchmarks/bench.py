@@ -100,8 +100,8 @@ def speech_seconds(batch, space) -> float:
 
 
 def batches(dm) -> Iterator:
-    while True:
-        yield from dm.train_dataloader()
+    """The datamodule's training stream (endless: it runs pass after pass over the corpus)."""
+    return iter(dm.train_dataloader())
 
 
 def rss_bytes() -> int:

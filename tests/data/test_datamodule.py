@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import shutil
 
 import lightning as L
@@ -28,8 +29,8 @@ def test_batches_are_valid(data_dir, packing):
     )
     assert dm.vocab_size == dm.token_space.vocab_size == dm.token_space.unit_offset + 501
     dm.setup("fit")
-    for loader in (dm.train_dataloader(), dm.val_dataloader()):
-        batches = list(loader)
+    train = list(itertools.islice(dm.train_dataloader(), 12))  # the training stream is endless
+    for batches in (train, list(dm.val_dataloader())):
         assert batches
         for batch in batches:
             assert isinstance(batch, PackedBatch)
@@ -83,6 +84,7 @@ def test_each_epoch_gets_a_new_pattern_under_lightning(data_dir, num_workers):
         batch_size=4,
         interleaved_fraction=0.5,
         num_workers=num_workers,
+        endless=False,
     )
     model = Recorder()
     trainer = L.Trainer(
@@ -171,7 +173,7 @@ def test_bpe_speechllm_data(data_dir):
     assert again.vocab_size == dm.vocab_size and cached.stat().st_mtime_ns == stamp  # cached
     dm.setup("fit")
     frames = tokens = 0
-    for batch in list(dm.train_dataloader())[:20]:
+    for batch in itertools.islice(dm.train_dataloader(), 20):
         batch.validate()
         assert batch.tokens.max() < dm.vocab_size
         frames += int(batch.speech_frames.sum())
@@ -181,3 +183,55 @@ def test_bpe_speechllm_data(data_dir):
         SpeechTextDataModule(
             data_dir=str(data_dir), speech_tokenizer="bpe", patching="aligned"
         ).setup("fit")
+
+
+class StepRecorder(Recorder):
+    """Records the fingerprint of the batch of every optimiser step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_step: dict[int, int] = {}
+
+    def training_step(self, batch: PackedBatch, batch_idx: int) -> torch.Tensor:
+        self.by_step[self.global_step] = real_sum(batch)
+        return self.weight * 0.0
+
+
+def fit_steps(data_dir, tmp_path, max_steps, num_workers, ckpt_path=None) -> StepRecorder:
+    dm = SpeechTextDataModule(
+        data_dir=str(data_dir), max_patches=32, max_tokens=64, batch_size=4, num_workers=num_workers
+    )
+    model = StepRecorder()
+    trainer = L.Trainer(
+        max_steps=max_steps,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[
+            L.pytorch.callbacks.ModelCheckpoint(
+                dirpath=tmp_path, every_n_train_steps=5, save_top_k=-1, filename="{step}"
+            )
+        ],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+    trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+    return model
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_training_stream_is_endless_and_resumes_mid_epoch_exactly(data_dir, tmp_path, num_workers):
+    dm = SpeechTextDataModule(data_dir=str(data_dir), max_patches=32, max_tokens=64, batch_size=4)
+    dm.setup("fit")
+    per_epoch = sum(1 for _ in DataLoader(dm._train, batch_size=4, collate_fn=collate))
+    steps = per_epoch + 8  # crosses a pass boundary, which an endless stream must not end on
+    full = fit_steps(data_dir, tmp_path / "full", steps, num_workers)
+    assert sorted(full.by_step) == list(range(steps))
+    resumed = fit_steps(
+        data_dir, tmp_path / "resumed", steps, num_workers, tmp_path / "full" / "step=5.ckpt"
+    )
+    assert sorted(resumed.by_step) == list(range(5, steps))
+    assert [resumed.by_step[s] for s in range(5, steps)] == [
+        full.by_step[s] for s in range(5, steps)
+    ]

@@ -6,6 +6,7 @@ Everything Lightning-specific about the data lives here; the pipeline itself is 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -26,31 +27,68 @@ VALID_SEED_OFFSET = 1_000_003
 
 
 class EpochDataLoader(DataLoader):
-    """A DataLoader that tells its dataset the current epoch and step every time it is iterated.
+    """The training stream: epoch after epoch of packed batches, resumable mid-epoch.
 
-    Lightning calls ``set_epoch`` only on samplers, and an IterableDataset has none; without this
-    every epoch would replay epoch 0's interleavings and order. Workers are not persistent, so each
-    epoch's workers receive the dataset with the new epoch set. The step is published here too
-    because Lightning starts the workers before ``on_train_start``: after a resume the first
-    documents are then already patched for the restored step.
+    - Each pass sets the dataset's epoch (a new mixture, order and interleaving) and the current
+      training step (for the patching schedule; Lightning starts workers before
+      ``on_train_start``, so after a resume the first documents are already patched for the
+      restored step). Lightning calls ``set_epoch`` only on samplers, which an IterableDataset has
+      none of; workers are not persistent, so each pass's workers get the updated dataset.
+    - ``endless=True`` chains the passes into one stream that never ends, so Lightning's epoch
+      never ends either and the run length is ``trainer.max_steps``. This keeps DDP ranks in step:
+      each rank packs its own shard of documents into a slightly different number of rows, and an
+      epoch that ended on one rank before another would leave a collective waiting forever.
+    - ``state_dict`` / ``load_state_dict`` (called by Lightning's fit loop when it saves and
+      restores a checkpoint) hold the position of the last batch the training loop *consumed*:
+      Lightning fetches batches ahead, so the datamodule reports consumption through
+      :meth:`mark_consumed`. A resumed run skips that many batches of that pass and continues with
+      exactly the batches the uninterrupted run would have seen (for static, aligned and mixed
+      patching; under the curriculum the skipped documents are re-patched for the restored step,
+      which can move later row boundaries).
     """
 
     def __init__(
         self,
         dataset: PackedDocumentDataset,
-        epoch_fn: Callable[[], int],
         step_fn: Callable[[], int] | None = None,
+        endless: bool = True,
         **kwargs,
     ) -> None:
         super().__init__(dataset, **kwargs)
-        self.epoch_fn = epoch_fn
         self.step_fn = step_fn
+        self.endless = endless
+        self._epoch = 0
+        self._skip = 0
+        self._in_flight: deque[tuple[int, int]] = deque()
+        self._consumed = (0, 0)
 
     def __iter__(self) -> Iterator[PackedBatch]:
-        self.dataset.set_epoch(self.epoch_fn())
-        if self.step_fn is not None:
-            self.dataset.set_step(self.step_fn())
-        return super().__iter__()
+        self._in_flight.clear()
+        while True:
+            self.dataset.set_epoch(self._epoch)
+            if self.step_fn is not None:
+                self.dataset.set_step(self.step_fn())
+            skip, self._skip = self._skip, 0
+            for index, batch in enumerate(super().__iter__(), start=1):
+                if index > skip:
+                    self._in_flight.append((self._epoch, index))
+                    yield batch
+            self._epoch += 1
+            if not self.endless:
+                return
+
+    def mark_consumed(self) -> None:
+        """The training loop used the oldest batch handed out."""
+        if self._in_flight:
+            self._consumed = self._in_flight.popleft()
+
+    def state_dict(self) -> dict[str, int]:
+        epoch, batches = self._consumed
+        return {"epoch": epoch, "batches": batches}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._epoch, self._skip = int(state["epoch"]), int(state["batches"])
+        self._consumed = (self._epoch, self._skip)
 
 
 class SpeechTextDataModule(L.LightningDataModule):
@@ -80,6 +118,7 @@ class SpeechTextDataModule(L.LightningDataModule):
         speech_only_fraction: float = 0.0,
         num_units: int = DEFAULT_NUM_UNITS,
         seed: int = 0,
+        endless: bool = True,
         patching: PatchingStrategy = "static",
         aligned_prob: float = 0.5,
         curriculum_start: int | float = 1 / 3,
@@ -102,6 +141,9 @@ class SpeechTextDataModule(L.LightningDataModule):
                 text-only.
             num_units: speech unit codebook size (paper: 501 HuBERT k-means units).
             seed: seeds the mixture, interleavings and order (epoch by epoch) and validation.
+            endless: chain the training epochs into one stream that never ends (the run length is
+                ``trainer.max_steps``; keeps DDP ranks in step). ``False`` ends Lightning's epoch
+                with each pass over the corpus.
             patching: training patches in ``"patches"`` mode: ``static`` (chunks of
                 ``patch_size``), ``aligned`` (a patch per word and per silence gap),
                 ``aligned_merged`` (silence joins the word before it), ``aligned_bpe`` (a patch
@@ -167,6 +209,8 @@ class SpeechTextDataModule(L.LightningDataModule):
         self.speech_only_fraction = speech_only_fraction
         self.num_units = num_units
         self.seed = seed
+        self.endless = endless
+        self._train_loader: EpochDataLoader | None = None
         self._space: TokenSpace | None = None
         self._train: PackedDocumentDataset | None = None
         self._valid: PackedDocumentDataset | None = None
@@ -268,23 +312,21 @@ class SpeechTextDataModule(L.LightningDataModule):
         if stage in ("fit", "validate", None) and self._valid is None:
             self._valid = self._dataset("valid", self.seed + VALID_SEED_OFFSET)
 
-    def _current_epoch(self) -> int:
-        return self.trainer.current_epoch if self.trainer is not None else 0
-
     def _current_step(self) -> int:
         return self.trainer.global_step if self.trainer is not None else 0
 
     def train_dataloader(self) -> DataLoader:
         if self._train is None:
             self.setup("fit")
-        return EpochDataLoader(
+        self._train_loader = EpochDataLoader(
             self._train,
-            self._current_epoch,
             self._current_step,
+            endless=self.endless,
             batch_size=self.batch_size,
             collate_fn=collate,
             num_workers=self.num_workers,
         )
+        return self._train_loader
 
     def val_dataloader(self) -> DataLoader:
         if self._valid is None:
@@ -300,3 +342,11 @@ class SpeechTextDataModule(L.LightningDataModule):
         """The held-out split again (static patches): ``lst-lightning test`` reports its loss,
         and the benchmark callback adds the zero-shot evaluation."""
         return self.val_dataloader()
+
+    def on_after_batch_transfer(self, batch: PackedBatch, dataloader_idx: int) -> PackedBatch:
+        """Tell the training stream which batch the loop is about to use (see
+        :class:`EpochDataLoader`: its checkpointed position counts consumed batches only)."""
+        trainer = self.trainer
+        if trainer is not None and trainer.training and self._train_loader is not None:
+            self._train_loader.mark_consumed()
+        return batch
