@@ -5,14 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXP ?= tiny_lst
 ARGS ?=
-DATA_DIR ?= data/generated
+DATA_DIR ?= data/embedded
 
-.PHONY: help setup data train validate test test-all lint format clean
+.PHONY: help setup setup-system data data-generated train validate test test-all lint format clean bench eval
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed  ## create .venv and install the pinned dependencies (about 2 minutes)
+setup: setup-system $(VENV)/.installed  ## system packages (as root) + .venv with the pinned dependencies (2-3 minutes)
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,26 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-data: setup  ## build the generated default corpus in data/generated (offline, seconds)
-	$(PY) -m lst_lightning.data.build --out $(DATA_DIR)
+SYSTEM_PACKAGES := espeak-ng r-cran-janeaustenr
+
+setup-system:  ## install the embedded corpus's system packages (espeak-ng, Austen's novels) with apt-get, as root
+	@if dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
+		echo "setup-system: $(SYSTEM_PACKAGES) already installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); \
+	else \
+		echo "setup-system: cannot install $(SYSTEM_PACKAGES) (needs root and apt-get);" \
+			"run as root: apt-get install --no-install-recommends $(SYSTEM_PACKAGES)" >&2; \
+	fi
+
+data: setup  ## build the embedded corpus (Austen read by espeak-ng) and its benchmark sets in data/embedded (offline, 2-5 min)
+	$(PY) -m lst_lightning.data.embedded --out $(DATA_DIR)
+	$(PY) -m lst_lightning.eval.build_sets --corpus $(DATA_DIR)
+
+data-generated: setup  ## build the small generated corpus (no TTS needed, seconds) in data/generated
+	$(PY) -m lst_lightning.data.build --out data/generated
+	$(PY) -m lst_lightning.eval.build_sets --corpus data/generated
 
 train: data  ## train experiments/$(EXP).yaml (default tiny_lst); overrides in ARGS="--trainer.max_steps 50"
 	$(PY) -m lst_lightning fit --config experiments/$(EXP).yaml $(ARGS)
@@ -44,4 +62,10 @@ format: setup  ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff format src tests
 
 clean:  ## remove runs and built data (keeps .venv)
-	rm -rf runs lightning_logs $(DATA_DIR)
+	rm -rf runs lightning_logs $(DATA_DIR) $(DATA_DIR).work data/generated
+
+bench: data  ## LST vs baseline throughput/FLOPs, baseline vs HF Llama, data pipeline, unit tokenizer -> docs/benchmarks.md
+	$(PY) benchmarks/bench.py --out docs/benchmarks.md
+
+eval: setup  ## zero-shot benchmarks, 4 directions: make eval [CKPT=runs/$(EXP)/run/checkpoints/last.ckpt] [SETS="topic swuggy"]
+	$(PY) -m lst_lightning.eval --ckpt $(or $(CKPT),runs/$(EXP)/run/checkpoints/last.ckpt) $(if $(SETS),--sets $(SETS)) $(ARGS)

@@ -38,6 +38,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "data" / "embedded"
+"""The default embedded corpus (`make data`); `make bench` builds it first."""
 UNIT_HZ = 25.0
 """HuBERT units per second of speech (DESIGN 1)."""
 
@@ -83,9 +85,7 @@ def datamodule(kind: str, mixture: str, positions: int, lst_tokens: int, rows: i
     packing = {"packing": "patches", "max_patches": positions, "max_tokens": lst_tokens}
     if kind == "baseline":
         packing = {"packing": "tokens", "max_tokens": positions}
-    dm = SpeechTextDataModule(
-        data_dir=str(ROOT / "data" / "generated"), batch_size=rows, **packing, **MIXTURES[mixture]
-    )
+    dm = SpeechTextDataModule(data_dir=str(CORPUS), batch_size=rows, **packing, **MIXTURES[mixture])
     dm.setup("fit")
     return dm
 
@@ -342,7 +342,7 @@ def report(info: dict, results: dict, paper: dict, steps: int, warmup: int) -> s
         f"{LAYERS['encoder']} x {LOCAL} patch encoder and a {LAYERS['decoder']} x {LOCAL} patch "
         f"decoder (window 512, k = 2, static patches of 4). Both see {ROW_POSITIONS} global "
         f"positions per row (LST: at most {LST_ROW_TOKENS} tokens), {ROWS} rows per step, on the "
-        "generated corpus. A full training step: forward, loss, backward, AdamW. Speech seconds "
+        "embedded corpus. A full training step: forward, loss, backward, AdamW. Speech seconds "
         "are unit frames / 25 Hz; FLOPs are the analytic training FLOPs of "
         "`lst_lightning.model.flops` (causal attention convention).",
         "",
@@ -415,6 +415,41 @@ def report(info: dict, results: dict, paper: dict, steps: int, warmup: int) -> s
     return "\n".join(lines)
 
 
+def data_and_units() -> str:
+    """Sections 4-5: the data pipeline and the unit tokenizer, measured in this process with one
+    thread (what one DataLoader worker has)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_data
+    import bench_units
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data_rows = bench_data.run(CORPUS, seconds=5.0)
+        unit_rows = bench_units.run()
+    finally:
+        torch.set_num_threads(threads)
+    return "\n".join(
+        [
+            "",
+            "## 4. Data pipeline: interleave + patch + pack, one worker",
+            "",
+            f"`benchmarks/bench_data.py` on `{CORPUS.relative_to(ROOT)}` (train split), one process "
+            "with one thread, as one DataLoader worker runs.",
+            "",
+            bench_data.markdown(data_rows),
+            "",
+            "## 5. Unit tokenizer speed",
+            "",
+            "`benchmarks/bench_units.py`: seconds of 16 kHz audio turned into 25 Hz units per "
+            "second of wall time, one thread.",
+            "",
+            bench_units.markdown(unit_rows),
+            "",
+        ]
+    )
+
+
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -441,10 +476,9 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run_case(args.case, args.steps, args.warmup, args.device)))
         return
 
-    from lst_lightning.data.build import build_generated_corpus, corpus_is_complete
+    from lst_lightning.lit.datamodule import SpeechTextDataModule
 
-    if not corpus_is_complete(ROOT / "data" / "generated"):
-        build_generated_corpus(ROOT / "data" / "generated")
+    SpeechTextDataModule(data_dir=str(CORPUS))  # builds the embedded corpus if it is missing
     info = machine(args.device)
     results = {}
     started = time.perf_counter()
@@ -472,8 +506,9 @@ def main(argv: list[str] | None = None) -> None:
         results[case] = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"{case}: {results[case]} ({time.perf_counter() - t0:.0f} s)", flush=True)
     paper = paper_proportions()
+    pipeline = data_and_units()
     info["bench wall time"] = f"{time.perf_counter() - started:.0f} s"
-    write_atomic(args.out, report(info, results, paper, args.steps, args.warmup))
+    write_atomic(args.out, report(info, results, paper, args.steps, args.warmup) + pipeline)
     print(f"wrote {args.out}")
 
 

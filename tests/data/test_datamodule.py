@@ -48,10 +48,17 @@ def test_builds_the_generated_corpus_when_missing(tmp_path, monkeypatch):
         return build_generated_corpus(out, num_utterances=20, num_text_docs=40, num_units=num_units)
 
     monkeypatch.setattr(module, "build_generated_corpus", small_build)
-    dm = SpeechTextDataModule(data_dir=str(tmp_path / "new"))
+    dm = SpeechTextDataModule(data_dir=str(tmp_path / "new"), build="generated")
     assert (tmp_path / "new" / "tokenizer.model").is_file() and dm.vocab_size > 501
-    SpeechTextDataModule(data_dir=str(tmp_path / "new"))
+    SpeechTextDataModule(data_dir=str(tmp_path / "new"), build="generated")
     assert len(calls) == 1
+
+
+def test_missing_corpus_without_a_build_is_a_clear_error(tmp_path):
+    with pytest.raises(
+        FileNotFoundError, match=r"data.data_dir=.*nothing.*holds no complete corpus"
+    ):
+        SpeechTextDataModule(data_dir=str(tmp_path / "nothing"), build="none")
 
 
 def real_sum(batch: PackedBatch) -> int:

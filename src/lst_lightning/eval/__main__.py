@@ -23,7 +23,7 @@ from lst_lightning.eval.report import log_tensorboard, markdown_table, write_res
 from lst_lightning.eval.runner import evaluate
 from lst_lightning.eval.tasks import DIRECTIONS, load_benchmarks
 
-DEFAULT_DATA_DIR = "data/generated"
+DEFAULT_DATA_DIR = "data/embedded"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Build the embedded benchmark sets from a corpus' held-out text, offline and deterministically.
 
-``python -m lst_lightning.eval.build_sets --corpus data/generated --out data/generated/eval``
+``python -m lst_lightning.eval.build_sets --corpus data/embedded --out data/embedded/eval``
 
 Sources are the held-out documents only (``text_valid.txt`` and the transcripts of
 ``valid.jsonl``), so no item was seen in training. A story item cuts a document into a prompt and
@@ -226,7 +226,7 @@ def make_renderer(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default="data/generated", help="corpus folder")
+    parser.add_argument("--corpus", default="data/embedded", help="corpus folder")
     parser.add_argument("--out", default=None, help="output folder (default: <corpus>/eval)")
     parser.add_argument("--renderer", default="auto", choices=("auto", "generated", "tts"))
     parser.add_argument("--voice", default=None, help="tts: the held-out voice")

@@ -86,15 +86,19 @@ class TTSRenderer:
         synthesize: Synthesize | None = None,
         num_units: int | None = None,
     ) -> None:
-        """``synthesize`` defaults to ``lst_lightning.data.tts.synthesize`` (imported lazily, so
+        """``synthesize`` defaults to ``lst_lightning.data.tts.synthesize_audio`` (imported lazily, so
         the kit works without a TTS engine until this renderer is used)."""
         if synthesize is None:
             try:
-                from lst_lightning.data.tts import synthesize
+                from lst_lightning.data.tts import synthesize_audio
             except ImportError as e:
                 raise ImportError(
-                    f"the tts renderer needs lst_lightning.data.tts.synthesize ({e})"
+                    f"the tts renderer needs lst_lightning.data.tts.synthesize_audio ({e})"
                 ) from None
+
+            def synthesize(text: str, voice: str) -> tuple[np.ndarray, list]:
+                return synthesize_audio(text, voice), []  # units only: no word timings needed
+
         self.voice = voice
         self.tokenizer = tokenizer
         self.synthesize = synthesize

@@ -20,6 +20,7 @@ from ..data.dataset import PackedDocumentDataset, load_corpus
 from ..data.packing import collate
 from ..data.patching import STRATEGIES, PatchingSchedule, PatchingStrategy
 from ..data.records import DEFAULT_NUM_UNITS, read_aligned_jsonl
+from ..data.synthetic import CORPUS_FILES
 from ..data.vocab import DEFAULT_UNIT_BPE_SIZE, TokenSpace, train_unit_bpe
 
 VALID_SEED_OFFSET = 1_000_003
@@ -107,7 +108,8 @@ class SpeechTextDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        data_dir: str = "data/generated",
+        data_dir: str = "data/embedded",
+        build: Literal["embedded", "generated", "none"] = "embedded",
         packing: Literal["patches", "tokens"] = "patches",
         max_patches: int = 256,
         max_tokens: int = 512,
@@ -128,7 +130,12 @@ class SpeechTextDataModule(L.LightningDataModule):
     ) -> None:
         """
         Args:
-            data_dir: corpus folder; the generated corpus is built there if it is missing.
+            data_dir: corpus folder (``train.jsonl``, ``valid.jsonl``, ``text_*.txt``,
+                ``tokenizer.model``; any corpus in that layout works).
+            build: what to build into ``data_dir`` when it holds no complete corpus: the
+                ``embedded`` corpus (Austen read by espeak-ng; needs ``make setup-system``), the
+                small ``generated`` corpus (no system packages), or ``none`` (an error naming the
+                folder).
             packing: ``"patches"`` (LST: rows bounded by global positions and tokens) or
                 ``"tokens"`` (the baselines: rows of ``max_tokens`` tokens, one patch per token).
             max_patches: global positions per row in ``"patches"`` mode (paper: 4096).
@@ -199,6 +206,7 @@ class SpeechTextDataModule(L.LightningDataModule):
         self.speech_tokenizer = speech_tokenizer
         self.unit_bpe_size = unit_bpe_size
         self.data_dir = Path(data_dir)
+        self.build = build
         self.packing = packing
         self.max_patches = max_patches
         self.max_tokens = max_tokens
@@ -221,9 +229,20 @@ class SpeechTextDataModule(L.LightningDataModule):
         self.prepare_data()
 
     def prepare_data(self) -> None:
-        """Build the generated corpus if the folder is missing (atomic, safe to race)."""
-        if not corpus_is_complete(self.data_dir):
+        """Build the corpus ``data.build`` names if ``data_dir`` holds none (atomic, safe to race)."""
+        if corpus_is_complete(self.data_dir):
+            return
+        if self.build == "embedded":
+            from ..data.embedded import EmbeddedConfig, build_embedded_corpus
+
+            build_embedded_corpus(self.data_dir, EmbeddedConfig(num_units=self.num_units))
+        elif self.build == "generated":
             build_generated_corpus(self.data_dir, num_units=self.num_units)
+        else:
+            raise FileNotFoundError(
+                f"data.data_dir={self.data_dir} holds no complete corpus (it needs "
+                f"{', '.join(CORPUS_FILES)}) and data.build is 'none'"
+            )
 
     @property
     def token_space(self) -> TokenSpace:
