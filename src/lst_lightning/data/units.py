@@ -20,6 +20,7 @@ A tokenizer is saved to one file (``save``, atomic) and reopened with :func:`loa
 from __future__ import annotations
 
 import io
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -176,7 +177,23 @@ class MelFeatures:
         return feats
 
 
-class MelKMeansUnits:
+class _CodebookUnits(ABC):
+    """Features of 25 Hz frames quantised to the nearest codebook entry (both tokenizers)."""
+
+    centroids: torch.Tensor
+
+    @abstractmethod
+    def encode_features(self, waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+        """The ``[frames, dim]`` features the codebook quantises."""
+
+    def __call__(self, waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+        feats = self.encode_features(waveform, sample_rate)
+        if feats.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64)
+        return nearest_centroid(feats, self.centroids).numpy()
+
+
+class MelKMeansUnits(_CodebookUnits):
     """The offline default unit tokenizer: 25 Hz log-mel (or MFCC) features + a k-means codebook.
 
     Build one with :meth:`fit` on the corpus's audio; ``save`` / :meth:`load` keep the feature
@@ -209,12 +226,6 @@ class MelKMeansUnits:
     def encode_features(self, waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
         """The standardised ``[frames, dim]`` features that the codebook quantises."""
         return (self.features(_as_waveform(waveform, sample_rate)) - self.mean) / self.std
-
-    def __call__(self, waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-        feats = self.encode_features(waveform, sample_rate)
-        if feats.shape[0] == 0:
-            return np.zeros(0, dtype=np.int64)
-        return nearest_centroid(feats, self.centroids).numpy()
 
     @classmethod
     def fit(
@@ -277,7 +288,7 @@ def _conv_geometry(kernels: list[int], strides: list[int]) -> tuple[int, int]:
     return field, hop
 
 
-class HubertKMeansUnits:
+class HubertKMeansUnits(_CodebookUnits):
     """HuBERT layer features, pooled to 25 Hz, quantised by a k-means codebook.
 
     ``model`` is a transformers ``HubertModel`` or a torchaudio ``Wav2Vec2Model`` (``hubert_base``).
@@ -339,12 +350,6 @@ class HubertKMeansUnits:
         return hubert_features(
             self.model, _as_waveform(waveform, sample_rate), self.layer, self.normalize_waveform
         )
-
-    def __call__(self, waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-        feats = self.encode_features(waveform, sample_rate)
-        if feats.shape[0] == 0:
-            return np.zeros(0, dtype=np.int64)
-        return nearest_centroid(feats, self.centroids).numpy()
 
     @classmethod
     def fit(
