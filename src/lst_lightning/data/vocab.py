@@ -73,31 +73,15 @@ def train_text_tokenizer(texts: Iterable[str], model_path: str | Path, vocab_siz
         )
     if not any(t.strip() for t in texts):
         raise ValueError("cannot train a text tokenizer on empty text")
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts),
-        model_writer=model,
-        vocab_size=vocab_size,
-        hard_vocab_limit=False,
-        model_type="bpe",
-        normalization_rule_name="identity",
-        add_dummy_prefix=False,
-        remove_extra_whitespaces=False,
+    return _train_bpe(
+        texts,
+        model_path,
+        vocab_size,
         allow_whitespace_only_pieces=True,
         split_digits=True,
         byte_fallback=True,
-        character_coverage=1.0,
-        unk_id=0,
-        bos_id=-1,
-        eos_id=-1,
-        pad_id=-1,
         max_sentence_length=1 << 20,
-        num_threads=1,
-        minloglevel=2,
     )
-    model_path = Path(model_path)
-    write_bytes_atomic(model_path, model.getvalue())
-    return model_path
 
 
 def units_to_chars(units: Iterable[int]) -> str:
@@ -131,6 +115,12 @@ def train_unit_bpe(
         raise ValueError("cannot train a unit BPE without any unit sequence")
     sentences += [units_to_chars([u]) for u in range(num_units)]
     longest = max(len(s) for s in sentences)
+    return _train_bpe(sentences, model_path, vocab_size, max_sentence_length=max(4192, 4 * longest))
+
+
+def _train_bpe(sentences: list[str], model_path: str | Path, vocab_size: int, **options) -> Path:
+    """A sentencepiece BPE with the settings both tokenizers share (identity normalisation, no
+    dummy prefix, no BOS/EOS/PAD, unk 0, one thread for determinism), written atomically."""
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences),
@@ -146,9 +136,9 @@ def train_unit_bpe(
         bos_id=-1,
         eos_id=-1,
         pad_id=-1,
-        max_sentence_length=max(4192, 4 * longest),
         num_threads=1,
         minloglevel=2,
+        **options,
     )
     model_path = Path(model_path)
     write_bytes_atomic(model_path, model.getvalue())
