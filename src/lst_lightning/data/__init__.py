@@ -1,12 +1,17 @@
-"""The data pipeline (no Lightning here): records -> documents -> patches -> packed rows.
+"""The data pipeline (no Lightning here): audio -> units + alignments -> records -> documents ->
+patches -> packed rows.
 
+- :mod:`audio`, :mod:`units` (+ :mod:`kmeans`), :mod:`align`: 16 kHz audio, 25 Hz speech units
+  (offline log-mel or HuBERT k-means), word alignments (engine timings, CTC, files).
+- :mod:`ingest`, :mod:`stages`: resumable stages from HF datasets or folders to aligned JSONL.
+- :mod:`tts`, :mod:`textsource`, :mod:`embedded`: the embedded corpus (Austen read by espeak-ng).
+- :mod:`synthetic`, :mod:`build`: the small generated corpus.
 - :mod:`records`: the paper's aligned-unit JSON-lines format.
-- :mod:`vocab`: one id space for text BPE, specials and speech units.
-- :mod:`synthetic`: the generated corpus, so nothing has to be downloaded.
+- :mod:`vocab`: one id space for text BPE, specials and speech units (or unit-BPE pieces).
 - :mod:`documents`: text-only, speech-only and interleaved training documents.
-- :mod:`patching`: patch lengths (static(p), one per token).
+- :mod:`patching`: patch lengths (static, aligned and its variants, mixed, curriculum).
 - :mod:`packing`: rows of documents and the collate into :class:`~.batch.PackedBatch`.
-- :mod:`dataset`: an iterable dataset re-mixed every epoch; :mod:`build`: the corpus builder CLI.
+- :mod:`dataset`: an iterable dataset re-mixed every epoch.
 """
 
 from lst_lightning.data.batch import IGNORE_INDEX, PAD_DOC, PackedBatch

@@ -1,1 +1,1 @@
-"""The Lightning layer: module, datamodule and optimiser recipe."""
+"""The Lightning layer: module, datamodule, optimiser recipe and the FSDP strategy."""
