@@ -1,0 +1,328 @@
+"""Incremental generation with KV caches for :class:`LST` and the :class:`SpeechLLM` baseline.
+
+DESIGN 2.5: the global model advances once per *closed* patch and the decoder emits tokens one by
+one. A step-by-step LST keeps three kinds of cache: the encoder's and the decoder's local
+self-attention keys/values (at most ``window`` per layer, the sliding window), and the global
+transformer's keys/values (one entry per closed patch). The open patch's token states are kept
+per encoder layer, because the patch's ``k`` queries cross-attend to them once the patch closes.
+
+Static patching online (the rule of ``lst_lightning.data.patching.static_patch_lengths``, decided
+as tokens arrive): an ``<s>`` opens a speech patch, units extend it, and it closes after ``p``
+tokens (the ``<s>`` counts) or when a non-unit token arrives; every non-unit token is a closed
+1-token patch. A unit with no open patch (e.g. right after a full patch) opens a new one. So at a
+unit inside an unfinished patch the logits read the last *closed* patch, which is what the full
+forward computes when given the closed patches only (:func:`closed_patch_lengths`).
+
+Everything here runs one document at a time (batch of 1): rows would close patches at different
+steps. Uses the modules' parameters directly and leaves their ``forward`` untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .attention import SelfAttention
+from .baseline import SpeechLLM
+from .layers import Block
+from .lst import LST
+from .rope import Rotary, apply_rotary
+
+
+@dataclass
+class StaticPatchRule:
+    """The static(p) patch boundaries decided token by token at generation time."""
+
+    patch_size: int
+    """``p``: tokens per speech patch, the ``<s>`` included. Paper: 4 (ablations 6, 9)."""
+    unit_range: tuple[int, int]
+    """Half-open id range ``[lo, hi)`` of the speech tokens (``Vocab.unit_offset, vocab_size``)."""
+    speech_id: int
+    """The ``<s>`` id that opens a speech run (``Vocab.speech_id``)."""
+
+    def __post_init__(self) -> None:
+        if self.patch_size < 1:
+            raise ValueError(f"patch_size must be >= 1, got {self.patch_size}")
+        lo, hi = self.unit_range
+        if not 0 <= lo < hi:
+            raise ValueError(
+                f"unit_range must be a non-empty [lo, hi) range, got {self.unit_range}"
+            )
+        if lo <= self.speech_id < hi:
+            raise ValueError(f"speech_id {self.speech_id} lies inside unit_range {self.unit_range}")
+
+    def is_unit(self, token: int) -> bool:
+        return self.unit_range[0] <= token < self.unit_range[1]
+
+
+def closed_patch_lengths(tokens: list[int], rule: StaticPatchRule) -> list[int]:
+    """Lengths of the patches of ``tokens`` that are closed under ``rule`` (an open speech patch at
+    the end is left out). Reference for the step-by-step path; see the module docstring."""
+    lengths: list[int] = []
+    open_len = 0
+    for tok in tokens:
+        if rule.is_unit(tok) and open_len:
+            open_len += 1
+        elif rule.is_unit(tok) or tok == rule.speech_id:
+            if open_len:
+                lengths.append(open_len)
+            open_len = 1
+        else:
+            if open_len:
+                lengths.append(open_len)
+            open_len = 0
+            lengths.append(1)
+        if open_len == rule.patch_size:
+            lengths.append(open_len)
+            open_len = 0
+    return lengths
+
+
+@dataclass
+class KVCache:
+    """Keys and values ``[1, H, n, hd]`` of one self-attention layer; keeps the last ``window``."""
+
+    window: int | None
+    keys: torch.Tensor | None = None
+    values: torch.Tensor | None = None
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        keys = k if self.keys is None else torch.cat([self.keys, k], dim=2)
+        values = v if self.values is None else torch.cat([self.values, v], dim=2)
+        if self.window is not None:
+            keys, values = keys[:, :, -self.window :], values[:, :, -self.window :]
+        self.keys, self.values = keys, values
+        return keys, values
+
+    def __len__(self) -> int:
+        return 0 if self.keys is None else self.keys.shape[2]
+
+
+def attention_step(
+    attn: SelfAttention, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], cache: KVCache
+) -> torch.Tensor:
+    """One new token ``x [1, 1, D]`` attends to itself and the cached keys (already windowed)."""
+    b, t, d = x.shape
+    q, k, v = attn.qkv(x).view(b, t, 3, attn.n_heads, d // attn.n_heads).permute(2, 0, 3, 1, 4)
+    q, k = apply_rotary(q, rope), apply_rotary(k, rope)
+    keys, values = cache.append(k, v)
+    out = F.scaled_dot_product_attention(q, keys, values)
+    return attn.proj(out.transpose(1, 2).reshape(b, t, d))
+
+
+def block_step(
+    block: Block, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], cache: KVCache
+) -> torch.Tensor:
+    """:class:`Block` for one new position, reading and extending ``cache``."""
+    x = x + attention_step(block.attn, block.attn_norm(x), rope, cache)
+    return x + block.ffn(block.ffn_norm(x))
+
+
+def rope_at(
+    rotary: Rotary, position: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return rotary(torch.tensor([[position]], device=device))
+
+
+@dataclass
+class LSTState:
+    """Everything an LST needs to continue one document: caches, the open patch, the context."""
+
+    enc_caches: list[KVCache]
+    dec_caches: list[KVCache]
+    global_caches: list[KVCache]
+    position: int = 0
+    global_steps: int = 0
+    open_embeds: list[torch.Tensor] = field(default_factory=list)
+    open_states: list[list[torch.Tensor]] = field(default_factory=list)
+    context: torch.Tensor | None = None
+    last_token_state: torch.Tensor | None = None
+
+
+class LSTStepper:
+    """Step-by-step LST: :meth:`append` a token, :meth:`close_patch` when its patch is complete,
+    then :meth:`logits` for the next token. :meth:`feed` applies a :class:`StaticPatchRule`."""
+
+    def __init__(self, model: LST) -> None:
+        self.model = model
+        enc, dec, glob = model.encoder, model.decoder, model.global_model
+        n_enc = len(enc.layers)
+        self.state = LSTState(
+            enc_caches=[KVCache(b.attn.window) for b in enc.layers],
+            dec_caches=[KVCache(b.attn.window) for b in dec.layers],
+            global_caches=[KVCache(b.attn.window) for b in glob.stack.layers],
+            open_states=[[] for _ in range(n_enc)],
+        )
+        self.open_len = 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.decoder.start.device
+
+    def append(self, token: int) -> None:
+        """Runs the encoder on one more token; its states join the open patch."""
+        enc, s = self.model.encoder, self.state
+        h = enc.embed(torch.tensor([[token]], device=self.device))
+        s.open_embeds.append(h)
+        rope = rope_at(enc.rotary, s.position, self.device)
+        for i, (block, cache) in enumerate(zip(enc.layers, s.enc_caches, strict=True)):
+            h = block_step(block, h, rope, cache)
+            s.open_states[i].append(h)
+        s.last_token_state = h
+        s.position += 1
+        self.open_len += 1
+
+    def close_patch(self) -> None:
+        """Encodes the open patch into one global position and advances the global model once."""
+        enc, glob, dec, s = (
+            self.model.encoder,
+            self.model.global_model,
+            self.model.decoder,
+            self.state,
+        )
+        if not s.open_embeds:
+            raise RuntimeError("close_patch called with no open patch")
+        embeds = torch.cat(s.open_embeds, dim=1)
+        n, d = embeds.shape[1], embeds.shape[2]
+        queries = enc.query_init(embeds.amax(dim=1, keepdim=True)).view(1, 1, enc.k, d)
+        index = torch.zeros(1, n, dtype=torch.long, device=self.device)
+        for cross, states in zip(enc.cross, s.open_states, strict=True):
+            queries = queries + cross(queries, torch.cat(states, dim=1), index)
+        x = enc.to_global(enc.out_norm(queries.reshape(1, 1, enc.k * d)))
+        rope = rope_at(glob.stack.rotary, s.global_steps, self.device)
+        for block, cache in zip(glob.stack.layers, s.global_caches, strict=True):
+            x = block_step(block, x, rope, cache)
+        s.context = dec.context(glob.norm(x)).view(1, 1, dec.k, -1)
+        s.global_steps += 1
+        s.open_embeds = []
+        s.open_states = [[] for _ in s.open_states]
+        self.open_len = 0
+
+    def logits(self) -> torch.Tensor:
+        """Next-token logits ``[V]`` after the last appended token (runs the decoder once)."""
+        dec, s = self.model.decoder, self.state
+        if s.last_token_state is None:
+            raise RuntimeError("logits called before any token was appended")
+        context = s.context
+        if context is None:
+            context = dec.start.to(s.last_token_state.dtype).expand(1, 1, dec.k, -1)
+        index = torch.zeros(1, 1, dtype=torch.long, device=self.device)
+        h = s.last_token_state
+        rope = rope_at(dec.rotary, s.position - 1, self.device)
+        for cross, block, cache in zip(dec.cross, dec.layers, s.dec_caches, strict=True):
+            h = h + cross(h, context, index)
+            h = block_step(block, h, rope, cache)
+        return dec.head(dec.norm(h))[0, 0]
+
+    def feed(self, token: int, rule: StaticPatchRule) -> torch.Tensor:
+        """Appends ``token`` with the online static rule and returns the next-token logits."""
+        unit, speech = rule.is_unit(token), token == rule.speech_id
+        if self.open_len and not unit:
+            self.close_patch()  # a non-unit token (or a new <s>) ends the open speech patch
+        self.append(token)
+        if not (unit or speech) or self.open_len == rule.patch_size:
+            self.close_patch()
+        return self.logits()
+
+
+class SpeechLLMStepper:
+    """Step-by-step baseline: one cached decoder step per token (every token is a global step)."""
+
+    def __init__(self, model: SpeechLLM) -> None:
+        self.model = model
+        self.caches = [KVCache(b.attn.window) for b in model.stack.layers]
+        self.position = 0
+        self.global_steps = 0
+
+    def feed(self, token: int, rule: StaticPatchRule | None = None) -> torch.Tensor:
+        """Appends ``token`` and returns the next-token logits ``[V]``; ``rule`` is accepted (and
+        ignored) so both steppers share one signature."""
+        m = self.model
+        device = m.head.weight.device
+        h = m.embed(torch.tensor([[token]], device=device))
+        rope = rope_at(m.stack.rotary, self.position, device)
+        for block, cache in zip(m.stack.layers, self.caches, strict=True):
+            h = block_step(block, h, rope, cache)
+        self.position += 1
+        self.global_steps += 1
+        return m.head(m.norm(h))[0, 0]
+
+
+@torch.no_grad()
+def teacher_forced_logits(model: LST, tokens: list[int], patch_lengths: list[int]) -> torch.Tensor:
+    """Logits ``[T, V]`` of ``tokens`` computed step by step with the given patch boundaries (a
+    patch closes at its last token); equals ``model(tokens, doc_ids, patch_lengths)`` of one
+    document. Used to prove the cached path exact."""
+    if sum(patch_lengths) != len(tokens) or min(patch_lengths, default=1) < 1:
+        raise ValueError(f"patch_lengths {patch_lengths} do not tile {len(tokens)} tokens")
+    ends = set(torch.tensor(patch_lengths).cumsum(0).tolist())
+    stepper = LSTStepper(model)
+    out = []
+    for i, tok in enumerate(tokens):
+        stepper.append(tok)
+        if i + 1 in ends:
+            stepper.close_patch()
+        out.append(stepper.logits())
+    return torch.stack(out)
+
+
+@dataclass
+class Generation:
+    """Result of :func:`generate`."""
+
+    ids: list[int]
+    """The new tokens (the prompt excluded), up to and including EOS when it was emitted."""
+    global_steps: int
+    """Global-model steps taken (prompt included); the last new token is never fed back."""
+    prompt_global_steps: int
+    """Of which while reading the prompt."""
+
+
+@torch.no_grad()
+def generate(
+    model: LST | SpeechLLM,
+    prompt_ids: list[int],
+    max_new_tokens: int,
+    rule: StaticPatchRule | None = None,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+    eos_id: int | None = None,
+) -> Generation:
+    """Continues one document. ``temperature=0`` is greedy; ``> 0`` samples from
+    ``softmax(logits / temperature)`` with ``generator``. Stops after ``eos_id`` or
+    ``max_new_tokens``. LST needs ``rule`` (its static patching); the baseline ignores it."""
+    if not prompt_ids:
+        raise ValueError("prompt_ids must hold at least one token (e.g. BOS)")
+    if max_new_tokens < 0 or temperature < 0:
+        raise ValueError("max_new_tokens and temperature must be >= 0")
+    if isinstance(model, LST):
+        if rule is None:
+            raise ValueError("generate on an LST needs a StaticPatchRule (rule=...)")
+        stepper: LSTStepper | SpeechLLMStepper = LSTStepper(model)
+    elif isinstance(model, SpeechLLM):
+        stepper = SpeechLLMStepper(model)
+    else:
+        raise TypeError(f"generate supports LST and SpeechLLM, got {type(model).__name__}")
+
+    def steps() -> int:
+        return (
+            stepper.state.global_steps if isinstance(stepper, LSTStepper) else stepper.global_steps
+        )
+
+    for tok in prompt_ids:
+        logits = stepper.feed(tok, rule)
+    prompt_steps = steps()
+    new: list[int] = []
+    for _ in range(max_new_tokens):
+        if temperature == 0:
+            tok = int(logits.argmax())
+        else:
+            probs = torch.softmax(logits.float() / temperature, dim=-1)
+            tok = int(torch.multinomial(probs, 1, generator=generator))
+        new.append(tok)
+        if tok == eos_id or len(new) == max_new_tokens:
+            break
+        logits = stepper.feed(tok, rule)
+    return Generation(ids=new, global_steps=steps(), prompt_global_steps=prompt_steps)
