@@ -7,7 +7,7 @@ EXP ?= tiny_lst
 ARGS ?=
 DATA_DIR ?= data/embedded
 
-.PHONY: help setup setup-system data data-generated train validate test test-all lint format clean bench eval
+.PHONY: help setup setup-system data data-generated train validate test test-all lint format clean bench eval sample
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ format: setup  ## apply ruff fixes and formatting
 
 clean:  ## remove runs and built data (keeps .venv)
 	rm -rf runs lightning_logs $(DATA_DIR) $(DATA_DIR).work data/generated
+
+sample: setup  ## continue a prompt with a checkpoint: make sample [EXP=tiny_lst] PROMPT="She was" [THEN=speech|text]
+	$(PY) -m lst_lightning.sample --ckpt $(or $(CKPT),runs/$(EXP)/run/checkpoints/last.ckpt) --text "$(PROMPT)" $(if $(THEN),--then $(THEN)) $(ARGS)
 
 bench: data  ## LST vs baseline throughput/FLOPs, baseline vs HF Llama, data pipeline, unit tokenizer -> docs/benchmarks.md
 	$(PY) benchmarks/bench.py --out docs/benchmarks.md

@@ -1,0 +1,139 @@
+"""Continue a prompt with a trained checkpoint: ``python -m lst_lightning.sample --ckpt PATH ...``.
+
+The prompt is a document without its EOS: optional text, optional speech units, then an optional
+``<t>`` / ``<s>`` marker that asks for the continuation's modality (``--then speech`` after a text
+prompt is a TTS-style request, ``--then text`` after units an ASR-style one). Decoding uses the
+KV-cache generator (:mod:`lst_lightning.model.generate`): LST's global model steps once per closed
+static patch, so the printout reports global steps next to tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import torch
+
+from .data.vocab import SpeechSpan, TextSpan, TokenSpace
+from .eval.__main__ import load_checkpoint
+from .model.generate import StaticPatchRule, generate
+
+
+def build_prompt(
+    space: TokenSpace, text: str | None, units: Sequence[int], then: str | None
+) -> list[int]:
+    """``BOS [<t> text] [<s> units] [<t>|<s>]``: an open document for the model to continue."""
+    spans: list[TextSpan | SpeechSpan] = []
+    if text:
+        spans.append(TextSpan(text))
+    if units:
+        spans.append(SpeechSpan(tuple(units)))
+    ids = space.encode_document(spans)[:-1]  # drop EOS: the document goes on
+    if then == "speech":
+        ids.append(space.speech_id)
+    elif then == "text":
+        ids.append(space.text_id)
+    return ids
+
+
+def final_mode(space: TokenSpace, ids: Sequence[int]) -> int | None:
+    """The ``<t>`` / ``<s>`` id of the span a sequence ends in (``None`` before any marker)."""
+    markers = [i for i in map(int, ids) if i in (space.text_id, space.speech_id)]
+    return markers[-1] if markers else None
+
+
+def describe(space: TokenSpace, ids: Sequence[int], mode: int | None = None) -> list[str]:
+    """Readable spans of a (possibly unfinished or malformed) token sequence, one line each;
+    ``mode`` is the span the sequence starts inside (for a continuation)."""
+    lines: list[str] = []
+    run: list[int] = []
+
+    def close() -> None:
+        if mode == space.text_id and run:
+            lines.append(f"[text] {space.decode_text(run)}")
+        elif mode == space.speech_id and run:
+            units = space.decode_units(run)
+            lines.append(f"[speech] {len(units)} units: {' '.join(map(str, units))}")
+
+    names = {space.bos_id: "<bos>", space.eos_id: "<eos>", space.pad_id: "<pad>"}
+    for i in map(int, ids):
+        if i in (space.text_id, space.speech_id):
+            close()
+            mode, run = i, []
+        elif (
+            mode == space.text_id
+            and space.is_text(i)
+            or mode == space.speech_id
+            and space.is_unit(i)
+        ):
+            run.append(i)
+        else:
+            close()
+            mode, run = None, []
+            lines.append(names.get(i, f"<id {i}>"))
+    close()
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt", required=True, help="a checkpoint written by lst-lightning fit")
+    parser.add_argument("--text", help="text prompt")
+    parser.add_argument("--units", help="speech prompt: space-separated unit ids (0..num_units-1)")
+    parser.add_argument(
+        "--then",
+        choices=["speech", "text", "free"],
+        default="free",
+        help="modality to continue in (default: the model chooses)",
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 is greedy")
+    parser.add_argument("--seed", type=int, default=0, help="seeds sampling when temperature > 0")
+    parser.add_argument("--data-dir", help="corpus folder (default: the checkpoint's)")
+    args = parser.parse_args(argv)
+    try:
+        units = [int(u) for u in args.units.split()] if args.units else []
+        if not args.text and not units:
+            raise ValueError("give a prompt: --text and/or --units")
+        if args.max_new_tokens < 1 or args.temperature < 0:
+            raise ValueError("need --max-new-tokens >= 1 and --temperature >= 0")
+        loaded = load_checkpoint(args.ckpt, args.data_dir)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"lst_lightning.sample: {e}", file=sys.stderr)
+        return 2
+    space, model = loaded.space, loaded.module.net.eval()
+    try:
+        prompt = build_prompt(space, args.text, units, None if args.then == "free" else args.then)
+    except ValueError as e:
+        print(f"lst_lightning.sample: bad prompt: {e}", file=sys.stderr)
+        return 2
+    rule = None
+    if loaded.patch_size is not None:
+        rule = StaticPatchRule(
+            loaded.patch_size, (space.unit_offset, space.vocab_size), space.speech_id
+        )
+    out = generate(
+        model,
+        prompt,
+        args.max_new_tokens,
+        rule=rule,
+        temperature=args.temperature,
+        generator=torch.Generator().manual_seed(args.seed),
+        eos_id=space.eos_id,
+    )
+    print("prompt:")
+    print("\n".join(f"  {line}" for line in describe(space, prompt)))
+    print("continuation:")
+    continuation = describe(space, out.ids, final_mode(space, prompt))
+    print("\n".join(f"  {line}" for line in continuation))
+    fed = len(prompt) + len(out.ids) - 1
+    print(
+        f"{len(out.ids)} new tokens; {out.global_steps} global steps for {fed} tokens fed "
+        f"({out.prompt_global_steps} while reading the prompt)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
