@@ -7,7 +7,7 @@ EXP ?= tiny_lst
 ARGS ?=
 DATA_DIR ?= data/embedded
 
-.PHONY: help setup setup-system data data-generated train validate test test-all lint format clean bench eval sample
+.PHONY: help setup setup-system data data-generated train validate test test-all lint format clean bench eval sample reproduce
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ clean:  ## remove runs and built data (keeps .venv)
 
 sample: setup  ## continue a prompt with a checkpoint: make sample [EXP=tiny_lst] PROMPT="She was" [THEN=speech|text]
 	$(PY) -m lst_lightning.sample --ckpt $(or $(CKPT),runs/$(EXP)/run/checkpoints/last.ckpt) --text "$(PROMPT)" $(if $(THEN),--then $(THEN)) $(ARGS)
+
+reproduce: data  ## the paper's main table at tiny scale: trains + evaluates the six systems -> docs/reproduction.md (~25 min)
+	$(PY) -m lst_lightning.reproduce $(ARGS)
 
 bench: data  ## LST vs baseline throughput/FLOPs, baseline vs HF Llama, data pipeline, unit tokenizer -> docs/benchmarks.md
 	$(PY) benchmarks/bench.py --out docs/benchmarks.md

@@ -32,3 +32,17 @@ def test_norms_and_vectors_are_not_decayed() -> None:
 def test_warmup_longer_than_run_is_rejected() -> None:
     with pytest.raises(ValueError, match="warmup_steps"):
         build_optimizer(torch.nn.Linear(2, 2), OptimConfig(warmup_steps=50), total_steps=20)
+
+
+def test_network_config_comes_back_from_checkpoint_hparams() -> None:
+    """The CLI saves the network as a plain dict; both kinds must come back as themselves."""
+    import dataclasses
+
+    from lst_lightning.lit.module import network_from_hparams
+    from lst_lightning.model import BaselineConfig, LSTConfig, TransformerConfig
+
+    base = BaselineConfig(vocab_size=77, transformer=TransformerConfig(n_layers=3, d_model=64))
+    lst = LSTConfig(vocab_size=88, queries_per_patch=1)
+    for config in (base, lst):
+        assert network_from_hparams(dataclasses.asdict(config)) == config
+        assert network_from_hparams(config) is config

@@ -45,7 +45,7 @@ class LoadedCheckpoint:
 def load_checkpoint(path: str | Path, data_dir: str | Path | None = None) -> LoadedCheckpoint:
     """The module, and the token space rebuilt by the datamodule from its saved hyperparameters."""
     from lst_lightning.lit.datamodule import SpeechTextDataModule
-    from lst_lightning.lit.module import SpeechTextLM
+    from lst_lightning.lit.module import load_module
 
     path = Path(path)
     if not path.is_file():
@@ -57,9 +57,9 @@ def load_checkpoint(path: str | Path, data_dir: str | Path | None = None) -> Loa
     if data_dir is not None or "data_dir" not in data_hp:
         data_hp["data_dir"] = str(data_dir or DEFAULT_DATA_DIR)
     datamodule = SpeechTextDataModule(**data_hp)
-    # Checkpoints hold config dataclasses, which torch's weights-only unpickler refuses; load
-    # only checkpoints you trust, as with any pickle.
-    module = SpeechTextLM.load_from_checkpoint(path, map_location="cpu", weights_only=False)
+    # Checkpoints hold config objects, which torch's weights-only unpickler refuses; load only
+    # checkpoints you trust, as with any pickle.
+    module = load_module(str(path))
     patch_size: int | None = datamodule.patch_size
     if not module.is_lst or datamodule.packing == "tokens":
         patch_size = None

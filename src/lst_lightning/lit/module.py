@@ -145,4 +145,45 @@ class SpeechTextLM(L.LightningModule):
         }
 
 
-__all__ = ["BaselineConfig", "LSTConfig", "OptimConfig", "SpeechTextLM", "TransformerConfig"]
+def network_from_hparams(value: LSTConfig | BaselineConfig | dict) -> LSTConfig | BaselineConfig:
+    """The network config saved in a checkpoint's hyperparameters.
+
+    Checkpoints written through the CLI store it as a plain dict (jsonargparse drops the class),
+    which Lightning's own re-instantiation resolves to the default (LST) even for a baseline; the
+    two configs have disjoint keys (``transformer`` vs ``encoder``/``global_model``/``decoder``),
+    so the dict says which one it is.
+    """
+    if isinstance(value, LSTConfig | BaselineConfig):
+        return value
+    d = dict(value)
+    if "transformer" in d:
+        return BaselineConfig(**{**d, "transformer": TransformerConfig(**d["transformer"])})
+    stacks = {k: TransformerConfig(**d[k]) for k in ("encoder", "global_model", "decoder")}
+    return LSTConfig(**{**d, **stacks})
+
+
+def load_module(path: str, map_location: str | torch.device = "cpu") -> SpeechTextLM:
+    """A trained :class:`SpeechTextLM` from a checkpoint, whichever network it holds (load only
+    checkpoints you trust: they are pickles)."""
+    checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    hp = checkpoint.get("hyper_parameters", {})
+    optim = hp.get("optim", OptimConfig())
+    if isinstance(optim, dict):
+        optim = OptimConfig(**{**optim, "betas": tuple(optim.get("betas", (0.9, 0.95)))})
+    module = SpeechTextLM(
+        network=network_from_hparams(hp["network"]), optim=optim, vocab_size=hp.get("vocab_size")
+    )
+    module.load_state_dict(checkpoint["state_dict"])
+    module.on_load_checkpoint(checkpoint)
+    return module
+
+
+__all__ = [
+    "BaselineConfig",
+    "LSTConfig",
+    "OptimConfig",
+    "SpeechTextLM",
+    "TransformerConfig",
+    "load_module",
+    "network_from_hparams",
+]
