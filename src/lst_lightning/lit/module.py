@@ -39,7 +39,7 @@ class SpeechTextLM(L.LightningModule):
 
     def __init__(
         self,
-        network: LSTConfig | BaselineConfig = default_network(),  # noqa: B008 - a frozen default
+        network: LSTConfig | BaselineConfig = default_network(),  # noqa: B008 - never mutated
         optim: OptimConfig = OptimConfig(),  # noqa: B008
         vocab_size: int | None = None,
     ) -> None:
