@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -12,37 +11,17 @@ from lst_lightning.callbacks.eval_callback import BenchmarkEvalCallback
 from lst_lightning.eval.__main__ import main
 from lst_lightning.lit.datamodule import SpeechTextDataModule
 from lst_lightning.lit.module import SpeechTextLM
-from lst_lightning.lit.optim import OptimConfig
 
 from .conftest import tiny_lst_config
 
 
-def _checkpoint(tmp_path: Path, corpus: Path) -> Path:
-    """A checkpoint laid out like the CLI's: <run>/checkpoints/last.ckpt with both hparams."""
-    dm = SpeechTextDataModule(data_dir=str(corpus), batch_size=2, max_tokens=256, max_patches=128)
-    module = SpeechTextLM(
-        network=tiny_lst_config(dm.vocab_size),
-        optim=OptimConfig(warmup_steps=0),
-        vocab_size=dm.vocab_size,
+def test_cli_writes_json_markdown_and_tensorboard(
+    tmp_path, eval_corpus, sets_dir, capsys, make_checkpoint
+):
+    """The checkpoint is laid out like the CLI's: <run>/checkpoints/last.ckpt."""
+    ckpt = make_checkpoint(
+        tmp_path / "run" / "checkpoints" / "last.ckpt", eval_corpus, tiny_lst_config(0)
     )
-    trainer = L.Trainer(
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        accelerator="cpu",
-    )
-    trainer.fit(module, datamodule=dm)
-    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    path.parent.mkdir(parents=True)
-    trainer.save_checkpoint(path)
-    return path
-
-
-def test_cli_writes_json_markdown_and_tensorboard(tmp_path, eval_corpus, sets_dir, capsys):
-    ckpt = _checkpoint(tmp_path, eval_corpus)
     rc = main(["--ckpt", str(ckpt), "--limit", "3", "--sets", "topic", "swuggy"])
     assert rc == 0
     out_dir = tmp_path / "run" / "eval" / "step_1"

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import pytest
 
 from lst_lightning.data.vocab import TokenSpace
 from lst_lightning.lit.datamodule import SpeechTextDataModule
-from lst_lightning.lit.module import SpeechTextLM
-from lst_lightning.lit.optim import OptimConfig
 from lst_lightning.model import LSTConfig, TransformerConfig
 from lst_lightning.sample import build_prompt, describe, final_mode, main
 
@@ -40,32 +37,14 @@ def test_describe_reads_a_continuation_inside_its_span(space: TokenSpace) -> Non
     ]
 
 
-def test_sample_on_a_checkpoint(tiny_corpus: Path, tmp_path: Path, capsys) -> None:
-    dm = SpeechTextDataModule(
-        data_dir=str(tiny_corpus), batch_size=2, max_tokens=128, max_patches=64
-    )
+def test_sample_on_a_checkpoint(tiny_corpus: Path, tmp_path: Path, capsys, make_checkpoint) -> None:
     small = dict(d_model=32, n_heads=2)
-    module = SpeechTextLM(
-        network=LSTConfig(
-            encoder=TransformerConfig(n_layers=1, window=16, **small),
-            global_model=TransformerConfig(n_layers=1, d_model=48, n_heads=2),
-            decoder=TransformerConfig(n_layers=1, window=16, **small),
-        ),
-        optim=OptimConfig(warmup_steps=0),
-        vocab_size=dm.vocab_size,
+    network = LSTConfig(
+        encoder=TransformerConfig(n_layers=1, window=16, **small),
+        global_model=TransformerConfig(n_layers=1, d_model=48, n_heads=2),
+        decoder=TransformerConfig(n_layers=1, window=16, **small),
     )
-    trainer = L.Trainer(
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        accelerator="cpu",
-    )
-    trainer.fit(module, datamodule=dm)
-    ckpt = tmp_path / "last.ckpt"
-    trainer.save_checkpoint(ckpt)
+    ckpt = make_checkpoint(tmp_path / "last.ckpt", tiny_corpus, network)
     args = [
         "--ckpt",
         str(ckpt),
