@@ -35,3 +35,28 @@ def tiny_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_space(tiny_corpus: Path) -> TokenSpace:
     return TokenSpace(tiny_corpus / "tokenizer.model")
+
+
+def save_tiny_ctc_model(folder: Path, vocab: dict[str, int]) -> Path:
+    """A randomly initialised, very small ``Wav2Vec2ForCTC`` saved as a local model folder with
+    its ``vocab.json`` (what a user's CTC aligner folder holds), for the CTC alignment paths."""
+    import json
+
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+
+    config = Wav2Vec2Config(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8,) * 7,
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+        pad_token_id=0,
+    )
+    torch.manual_seed(0)
+    Wav2Vec2ForCTC(config).save_pretrained(folder)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    return folder

@@ -21,6 +21,8 @@ from lst_lightning.data.align import (
 from lst_lightning.data.audio import RecordError
 from lst_lightning.data.records import SILENCE, format_record, parse_interleaved
 
+from .conftest import save_tiny_ctc_model
+
 
 def test_timings_to_frames_with_leading_inner_and_trailing_silence():
     units = list(range(100, 130))  # 30 frames, 1.2 s
@@ -155,22 +157,7 @@ def test_ctc_aligner_with_a_tiny_model():
 
 
 def test_ctc_aligner_from_pretrained_folder(tmp_path):
-    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
-
-    config = Wav2Vec2Config(
-        vocab_size=len(VOCAB),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        conv_dim=(8,) * 7,
-        num_conv_pos_embeddings=8,
-        num_conv_pos_embedding_groups=2,
-        pad_token_id=0,
-    )
-    torch.manual_seed(0)
-    Wav2Vec2ForCTC(config).save_pretrained(tmp_path)
-    (tmp_path / "vocab.json").write_text(json.dumps(VOCAB))
+    save_tiny_ctc_model(tmp_path, VOCAB)
     aligner = CTCAligner.from_pretrained(tmp_path)
     assert aligner.frame_seconds == pytest.approx(0.02) and aligner.blank == 0
     timings = aligner("r", np.zeros(16000, dtype=np.float32), ["abc", "de"])

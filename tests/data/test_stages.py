@@ -14,6 +14,8 @@ from lst_lightning.data.audio import RecordError
 from lst_lightning.data.records import SILENCE, read_aligned_jsonl
 from lst_lightning.data.units import MelKMeansUnits
 
+from .conftest import save_tiny_ctc_model
+
 
 def word_audio(seed: int) -> tuple[np.ndarray, list[WordTiming]]:
     """0.2 s silence, then words of distinct tones separated by 0.12 s silences, 0.2 s trailing."""
@@ -139,27 +141,11 @@ def test_cli(corpus):
 
 
 def test_ctc_alignment_stage(corpus):
-    import torch
-    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
-
     work = corpus / "work"
     model_dir = corpus / "ctc"
     letters = "wx0123456789"
     vocab = {"<pad>": 0, "|": 1, **{c: i + 2 for i, c in enumerate(letters)}}
-    config = Wav2Vec2Config(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        conv_dim=(8,) * 7,
-        num_conv_pos_embeddings=8,
-        num_conv_pos_embedding_groups=2,
-        pad_token_id=0,
-    )
-    torch.manual_seed(0)
-    Wav2Vec2ForCTC(config).save_pretrained(model_dir)
-    (model_dir / "vocab.json").write_text(json.dumps(vocab))
+    save_tiny_ctc_model(model_dir, vocab)
     stages.ingest(work / "ingest", folder=corpus / "audio")
     stages.fit_units(work / "ingest", work / "tok.pt", num_units=8)
     stages.units(work / "ingest", work / "units", work / "tok.pt")
