@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -137,6 +137,27 @@ def autocast(device: torch.device):
     return torch.autocast("cpu", enabled=False)
 
 
+def timed_steps(
+    data: Iterator, step: Callable[[object], None], steps: int, warmup: int, device: torch.device
+) -> tuple[list[float], list, Memory]:
+    """Run ``warmup`` unmeasured then ``steps`` measured calls of ``step`` on batches from
+    ``data``; returns the measured step times, the measured batches and the peak-memory probe
+    (started after the warm-up)."""
+    times, measured, memory = [], [], None
+    for i in range(warmup + steps):
+        batch = next(data).to(device)
+        if i == warmup:
+            memory = Memory(device)
+        sync(device)
+        start = time.perf_counter()
+        step(batch)
+        sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+            measured.append(batch)
+    return times, measured, memory
+
+
 def case_train(kind: str, mixture: str, steps: int, warmup: int, device: torch.device) -> dict:
     """Full training steps (forward, loss, backward, AdamW) of one model on one mixture."""
     from lst_lightning.lit.module import SpeechTextLM
@@ -147,26 +168,20 @@ def case_train(kind: str, mixture: str, steps: int, warmup: int, device: torch.d
     torch.manual_seed(0)
     lm = SpeechTextLM(network(kind, dm.vocab_size)).to(device)
     optimizer, _ = build_optimizer(lm.net, OptimConfig(warmup_steps=1), total_steps=10_000)
-    data = batches(dm)
-    times, seconds, flops, tokens = [], 0.0, 0, 0
-    memory = None
-    for i in range(warmup + steps):
-        batch = next(data).to(device)
-        if i == warmup:
-            memory = Memory(device)
-        sync(device)
-        start = time.perf_counter()
+
+    def step(batch) -> None:
         with autocast(device):
             loss = lm.losses(batch)["loss"]
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-            seconds += speech_seconds(batch, dm.token_space)
-            flops += batch_training_flops(lm.network_config, batch.doc_ids, batch.patch_lengths)
-            tokens += batch.num_tokens
+
+    times, measured, memory = timed_steps(batches(dm), step, steps, warmup, device)
+    seconds = sum(speech_seconds(b, dm.token_space) for b in measured)
+    flops = sum(
+        batch_training_flops(lm.network_config, b.doc_ids, b.patch_lengths) for b in measured
+    )
+    tokens = sum(b.num_tokens for b in measured)
     total = sum(times)
     return {
         "params": sum(p.numel() for p in lm.net.parameters()),
@@ -220,14 +235,8 @@ def case_fwd_bwd(impl: str, steps: int, warmup: int, device: torch.device) -> di
 
     model.to(device).train()
     params = sum(p.numel() for p in model.parameters())
-    data = batches(dm)
-    times, memory = [], None
-    for i in range(warmup + steps):
-        batch = next(data).to(device)
-        if i == warmup:
-            memory = Memory(device)
-        sync(device)
-        start = time.perf_counter()
+
+    def step(batch) -> None:
         with autocast(device):
             logits = logits_of(batch)
         loss = F.cross_entropy(
@@ -235,9 +244,8 @@ def case_fwd_bwd(impl: str, steps: int, warmup: int, device: torch.device) -> di
         )
         loss.backward()
         model.zero_grad(set_to_none=True)
-        sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
+
+    times, _, memory = timed_steps(batches(dm), step, steps, warmup, device)
     return {"params": params, "step_s": statistics.median(times), "peak_mib": memory.peak_mib()}
 
 
