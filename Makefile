@@ -36,11 +36,11 @@ setup-system:  ## install the embedded corpus's system packages (espeak-ng, Aust
 	fi
 
 data: setup  ## build the embedded corpus (Austen read by espeak-ng) and its benchmark sets in data/embedded (offline, 2-5 min)
-	$(PY) -m lst_lightning.data.embedded --out $(DATA_DIR)
+	$(PY) -m lst_lightning.data.corpora.embedded --out $(DATA_DIR)
 	$(PY) -m lst_lightning.eval.build_sets --corpus $(DATA_DIR)
 
 data-generated: setup  ## build the small generated corpus (no TTS needed, seconds) in data/generated
-	$(PY) -m lst_lightning.data.build --out data/generated
+	$(PY) -m lst_lightning.data.corpora.build --out data/generated
 	$(PY) -m lst_lightning.eval.build_sets --corpus data/generated
 
 train: data  ## train experiments/$(EXP).yaml (default tiny_lst); overrides in ARGS="--trainer.max_steps 50"

@@ -51,8 +51,8 @@ LAYERS = {"encoder": 1, "global": 8, "decoder": 3}
 PAPER_LAYERS = {"encoder": 1, "global": 25, "decoder": 9}
 ROW_POSITIONS, LST_ROW_TOKENS, ROWS = 256, 768, 4
 MIXTURES = {
-    "speech-heavy": {"interleaved_fraction": 0.0, "speech_only_fraction": 1.0},
-    "text-heavy": {"interleaved_fraction": 1 / 3, "speech_only_fraction": 0.0},
+    "speech-heavy": {"interleaved": 0.0, "speech_only": 1.0},
+    "text-heavy": {"interleaved": 1 / 3, "speech_only": 0.0},
 }
 """speech-heavy: speech-only documents; text-heavy: the paper's mixture (1/3 interleaved)."""
 
@@ -82,10 +82,15 @@ def network(kind: str, vocab_size: int, scale: int = 1):
 def datamodule(kind: str, mixture: str, positions: int, lst_tokens: int, rows: int):
     from lst_lightning.lit.datamodule import SpeechTextDataModule
 
-    packing = {"packing": "patches", "max_patches": positions, "max_tokens": lst_tokens}
+    packing = {"mode": "patches", "max_patches": positions, "max_tokens": lst_tokens}
     if kind == "baseline":
-        packing = {"packing": "tokens", "max_tokens": positions}
-    dm = SpeechTextDataModule(data_dir=str(CORPUS), batch_size=rows, **packing, **MIXTURES[mixture])
+        packing = {"mode": "tokens", "max_tokens": positions}
+    dm = SpeechTextDataModule(
+        corpus={"data_dir": str(CORPUS)},
+        mixture=MIXTURES[mixture],
+        packing=packing,
+        loader={"batch_size": rows},
+    )
     dm.setup("fit")
     return dm
 
@@ -199,7 +204,7 @@ def case_fwd_bwd(impl: str, steps: int, warmup: int, device: torch.device) -> di
     same shape, on the same packed token batches."""
     import torch.nn.functional as F
 
-    from lst_lightning.data.batch import IGNORE_INDEX
+    from lst_lightning.data.stream.batch import IGNORE_INDEX
     from lst_lightning.model import SpeechLLM
 
     dm = datamodule("baseline", "text-heavy", ROW_POSITIONS, ROW_POSITIONS, ROWS)
@@ -486,7 +491,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from lst_lightning.lit.datamodule import SpeechTextDataModule
 
-    SpeechTextDataModule(data_dir=str(CORPUS))  # builds the embedded corpus if it is missing
+    SpeechTextDataModule(
+        corpus={"data_dir": str(CORPUS)}
+    )  # builds the embedded corpus if it is missing
     info = machine(args.device)
     results = {}
     started = time.perf_counter()

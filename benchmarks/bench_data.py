@@ -2,7 +2,7 @@
 
 ``run(corpus_dir)`` returns one row per configuration; ``python benchmarks/bench_data.py
 [--corpus data/embedded] [--seconds 10]`` prints a markdown table. Each configuration iterates a
-:class:`~lst_lightning.data.dataset.PackedDocumentDataset` over the corpus's training split in this
+:class:`~lst_lightning.data.stream.dataset.PackedDocumentDataset` over the corpus's training split in this
 process, which is exactly what one DataLoader worker does (documents are sharded across workers,
 so N workers give about N times this, cores permitting). Reading and parsing the corpus happen
 before the clock starts; the timed part draws the epoch plan, builds documents (tokenising text
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from lst_lightning.data.build import build_generated_corpus, corpus_is_complete
-from lst_lightning.data.dataset import PackedDocumentDataset, load_corpus
-from lst_lightning.data.patching import PatchingSchedule
+from lst_lightning.data.corpora.build import build_generated_corpus, corpus_is_complete
+from lst_lightning.data.stream.dataset import PackedDocumentDataset, load_corpus
+from lst_lightning.data.stream.patching import PatchingSchedule
 from lst_lightning.data.vocab import TokenSpace
 
 CONFIGS: tuple[tuple[str, dict], ...] = (

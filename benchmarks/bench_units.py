@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from lst_lightning.data.units import HubertKMeansUnits, MelKMeansUnits
+from lst_lightning.data.speech.units import HubertKMeansUnits, MelKMeansUnits
 
 
 def speechlike_audio(seconds: float, seed: int = 0, chunk: float = 10.0) -> list[np.ndarray]:

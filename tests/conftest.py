@@ -6,18 +6,39 @@ from pathlib import Path
 
 import pytest
 
-MLS_FIXTURE = Path(__file__).parents[2] / "shared/fixtures/mls_english_aligned_units.jsonl"
+MLS_FIXTURE = Path(__file__).parent / "fixtures" / "mls_english_aligned_units.jsonl"
 
 
 @pytest.fixture(scope="session")
 def mls_fixture_path() -> Path:
-    """The 10 real MLS utterances in the paper's aligned-unit format (kept outside the repo)."""
-    if not MLS_FIXTURE.is_file():
-        pytest.skip(
-            "the MLS fixture ../shared/fixtures/mls_english_aligned_units.jsonl is absent "
-            f"(looked for {MLS_FIXTURE})"
-        )
+    """The 10 real MLS utterances in the paper's aligned-unit format (``tests/fixtures/README.md``)."""
+    assert MLS_FIXTURE.is_file(), f"the MLS fixture is missing from the checkout: {MLS_FIXTURE}"
     return MLS_FIXTURE
+
+
+def tiny_datamodule(
+    data_dir: Path,
+    *,
+    max_patches: int = 32,
+    max_tokens: int = 64,
+    batch_size: int = 4,
+    **groups,
+):
+    """A :class:`SpeechTextDataModule` on the corpus in ``data_dir`` with tiny rows: ``groups`` are option groups
+    as mappings (``patching={"strategy": "aligned"}``, ``mixture=...``) merged over the tiny
+    ``packing`` / ``loader`` defaults, or ``seed``."""
+    from lst_lightning.lit.datamodule import SpeechTextDataModule
+
+    packing = {"max_patches": max_patches, "max_tokens": max_tokens, **groups.pop("packing", {})}
+    loader = {"batch_size": batch_size, **groups.pop("loader", {})}
+    corpus = {"data_dir": str(data_dir), **groups.pop("corpus", {})}
+    return SpeechTextDataModule(corpus=corpus, packing=packing, loader=loader, **groups)
+
+
+@pytest.fixture
+def make_datamodule():
+    """:func:`tiny_datamodule` as a fixture, for the test packages that cannot import this file."""
+    return tiny_datamodule
 
 
 @pytest.fixture
@@ -27,14 +48,11 @@ def make_checkpoint():
     the datamodule's hyperparameters, as a real run does."""
     import lightning as L
 
-    from lst_lightning.lit.datamodule import SpeechTextDataModule
     from lst_lightning.lit.module import SpeechTextLM
     from lst_lightning.lit.optim import OptimConfig
 
     def make(path: Path, corpus: Path, network) -> Path:
-        dm = SpeechTextDataModule(
-            data_dir=str(corpus), batch_size=2, max_tokens=256, max_patches=128
-        )
+        dm = tiny_datamodule(corpus, batch_size=2, max_tokens=256, max_patches=128)
         module = SpeechTextLM(
             network=network, optim=OptimConfig(warmup_steps=0), vocab_size=dm.vocab_size
         )

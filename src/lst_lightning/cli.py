@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from jsonargparse import set_parsing_settings
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from .callbacks.curriculum import CurriculumCallback
@@ -47,6 +48,9 @@ class LSTLightningCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> None:
+    # the config dataclasses document each field in a docstring under it: show those in --help
+    # and --print_config=comments
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
     LSTLightningCLI(
         SpeechTextLM,
         SpeechTextDataModule,

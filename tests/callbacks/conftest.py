@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lst_lightning.data.synthetic import generate_corpus
+from lst_lightning.data.corpora.synthetic import generate_corpus
 
 
 @pytest.fixture(scope="session")

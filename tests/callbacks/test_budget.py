@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from lst_lightning.callbacks.budget import ComputeBudget, TokenBudget
 from lst_lightning.callbacks.throughput import SpeechThroughputMonitor
-from lst_lightning.data.batch import IGNORE_INDEX, PackedBatch
+from lst_lightning.data.stream.batch import IGNORE_INDEX, PackedBatch
 
 
 class CountingModule(L.LightningModule):

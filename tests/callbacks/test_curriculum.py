@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lst_lightning.callbacks import CurriculumCallback
-from lst_lightning.data.batch import PackedBatch
+from lst_lightning.data.stream.batch import PackedBatch
 from lst_lightning.lit.datamodule import SpeechTextDataModule
 
 SWITCH = 6
@@ -43,21 +43,13 @@ class Recorder(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
-def datamodule(corpus: Path, num_workers: int, **kwargs) -> SpeechTextDataModule:
-    options = {
-        "patching": "curriculum",
-        "curriculum_start": SWITCH,
-        "curriculum_end": SWITCH,
-        **kwargs,
-    }
+def datamodule(corpus: Path, num_workers: int, **patching) -> SpeechTextDataModule:
     return SpeechTextDataModule(
-        data_dir=str(corpus),
-        max_patches=32,
-        max_tokens=64,
-        batch_size=2,
-        interleaved_fraction=1.0,
-        num_workers=num_workers,
-        **options,
+        corpus={"data_dir": str(corpus)},
+        mixture={"interleaved": 1.0},
+        patching={"strategy": "curriculum", "start": SWITCH, "end": SWITCH, **patching},
+        packing={"max_patches": 32, "max_tokens": 64},
+        loader={"batch_size": 2, "num_workers": num_workers},
     )
 
 
@@ -112,7 +104,7 @@ def test_resume_continues_the_schedule(speech_corpus: Path, tmp_path: Path) -> N
 
 def test_logs_patching_statistics(speech_corpus: Path, tmp_path: Path) -> None:
     model = Recorder()
-    dm = datamodule(speech_corpus, 0, curriculum_start=0.25, curriculum_end=0.75)
+    dm = datamodule(speech_corpus, 0, start=0.25, end=0.75)
     fit = trainer(
         8,
         [CurriculumCallback()],

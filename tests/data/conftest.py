@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from lst_lightning.data.corpora.synthetic import generate_corpus
 from lst_lightning.data.records import AlignedUtterance, read_aligned_jsonl
-from lst_lightning.data.synthetic import generate_corpus
 from lst_lightning.data.vocab import TokenSpace, train_text_tokenizer
 
 

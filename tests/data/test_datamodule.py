@@ -9,9 +9,9 @@ import torch
 from torch.utils.data import DataLoader
 
 import lst_lightning.lit.datamodule as module
-from lst_lightning.data.batch import PAD_DOC, PackedBatch
-from lst_lightning.data.build import build_generated_corpus
-from lst_lightning.data.packing import collate
+from lst_lightning.data.corpora.build import build_generated_corpus
+from lst_lightning.data.stream.batch import PAD_DOC, PackedBatch
+from lst_lightning.data.stream.packing import collate
 from lst_lightning.lit.datamodule import SpeechTextDataModule
 
 
@@ -23,10 +23,8 @@ def data_dir(tiny_corpus, tmp_path):
 
 
 @pytest.mark.parametrize("packing", ["patches", "tokens"])
-def test_batches_are_valid(data_dir, packing):
-    dm = SpeechTextDataModule(
-        data_dir=str(data_dir), packing=packing, max_patches=32, max_tokens=64, batch_size=4
-    )
+def test_batches_are_valid(data_dir, packing, make_datamodule):
+    dm = make_datamodule(data_dir, packing={"mode": packing})
     assert dm.vocab_size == dm.token_space.vocab_size == dm.token_space.unit_offset + 501
     dm.setup("fit")
     train = list(itertools.islice(dm.train_dataloader(), 12))  # the training stream is endless
@@ -48,9 +46,10 @@ def test_builds_the_generated_corpus_when_missing(tmp_path, monkeypatch):
         return build_generated_corpus(out, num_utterances=20, num_text_docs=40, num_units=num_units)
 
     monkeypatch.setattr(module, "build_generated_corpus", small_build)
-    dm = SpeechTextDataModule(data_dir=str(tmp_path / "new"), build="generated")
+    new = {"data_dir": str(tmp_path / "new"), "build": "generated"}
+    dm = SpeechTextDataModule(corpus=new)
     assert (tmp_path / "new" / "tokenizer.model").is_file() and dm.vocab_size > 501
-    SpeechTextDataModule(data_dir=str(tmp_path / "new"), build="generated")
+    SpeechTextDataModule(corpus=new)
     assert len(calls) == 1
 
 
@@ -58,7 +57,7 @@ def test_missing_corpus_without_a_build_is_a_clear_error(tmp_path):
     with pytest.raises(
         FileNotFoundError, match=r"data.data_dir=.*nothing.*holds no complete corpus"
     ):
-        SpeechTextDataModule(data_dir=str(tmp_path / "nothing"), build="none")
+        SpeechTextDataModule(corpus={"data_dir": str(tmp_path / "nothing"), "build": "none"})
 
 
 def real_sum(batch: PackedBatch) -> int:
@@ -83,15 +82,11 @@ class Recorder(L.LightningModule):
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
-def test_each_epoch_gets_a_new_pattern_under_lightning(data_dir, num_workers):
-    dm = SpeechTextDataModule(
-        data_dir=str(data_dir),
-        max_patches=32,
-        max_tokens=64,
-        batch_size=4,
-        interleaved_fraction=0.5,
-        num_workers=num_workers,
-        endless=False,
+def test_each_epoch_gets_a_new_pattern_under_lightning(data_dir, num_workers, make_datamodule):
+    dm = make_datamodule(
+        data_dir,
+        mixture={"interleaved": 0.5},
+        loader={"num_workers": num_workers, "endless": False},
     )
     model = Recorder()
     trainer = L.Trainer(
@@ -119,16 +114,12 @@ def test_each_epoch_gets_a_new_pattern_under_lightning(data_dir, num_workers):
 @pytest.mark.parametrize(
     "patching", ["static", "aligned", "aligned_merged", "aligned_bpe", "mixed", "curriculum"]
 )
-def test_every_patching_strategy_gives_valid_batches(data_dir, patching):
-    dm = SpeechTextDataModule(
-        data_dir=str(data_dir),
-        max_patches=32,
+def test_every_patching_strategy_gives_valid_batches(data_dir, patching, make_datamodule):
+    dm = make_datamodule(
+        data_dir,
         max_tokens=96,
-        batch_size=4,
-        interleaved_fraction=1.0,
-        patching=patching,
-        curriculum_start=0,
-        curriculum_end=10,
+        mixture={"interleaved": 1.0},
+        patching={"strategy": patching, "start": 0, "end": 10},
     )
     dm.setup("fit")
     train = next(iter(dm.train_dataloader()))
@@ -143,40 +134,46 @@ def test_every_patching_strategy_gives_valid_batches(data_dir, patching):
 
 
 def test_curriculum_bounds(data_dir):
-    dm = SpeechTextDataModule(data_dir=str(data_dir), patching="curriculum")
+    corpus = {"data_dir": str(data_dir)}
+    dm = SpeechTextDataModule(corpus=corpus, patching={"strategy": "curriculum"})
     with pytest.raises(ValueError, match="fraction of trainer.max_steps"):
         dm.schedule  # noqa: B018 - no trainer, so max_steps is unknown
     schedule = dm.resolve_schedule(300)
     assert (schedule.curriculum_start, schedule.curriculum_end) == (100, 200)
     assert schedule.aligned_probability(150) == 0.5
     steps = SpeechTextDataModule(
-        data_dir=str(data_dir), patching="curriculum", curriculum_start=5, curriculum_end=9
+        corpus=corpus, patching={"strategy": "curriculum", "start": 5, "end": 9}
     )
     assert steps.aligned_probability(7) == 0.5 and steps.aligned_probability(9) == 0.0
     with pytest.raises(ValueError, match="must not come after"):
         SpeechTextDataModule(
-            data_dir=str(data_dir), patching="curriculum", curriculum_start=9, curriculum_end=5
+            corpus=corpus, patching={"strategy": "curriculum", "start": 9, "end": 5}
         )
-    with pytest.raises(ValueError, match=r"curriculum_end=1.5 is a fraction"):
-        SpeechTextDataModule(data_dir=str(data_dir), curriculum_end=1.5)
-    with pytest.raises(ValueError, match="data.patching must be one of"):
-        SpeechTextDataModule(data_dir=str(data_dir), patching="dynamic")
-    with pytest.raises(ValueError, match="has no effect with data.packing='tokens'"):
-        SpeechTextDataModule(data_dir=str(data_dir), packing="tokens", patching="mixed")
-    with pytest.raises(ValueError, match="speech_tokenizer"):
-        SpeechTextDataModule(data_dir=str(data_dir), speech_tokenizer="chars")
+    with pytest.raises(ValueError, match=r"data.patching.end=1.5 is a fraction"):
+        SpeechTextDataModule(corpus=corpus, patching={"end": 1.5})
+    with pytest.raises(ValueError, match="data.patching.strategy must be one of"):
+        SpeechTextDataModule(corpus=corpus, patching={"strategy": "dynamic"})
+    with pytest.raises(ValueError, match="has no effect with data.packing.mode='tokens'"):
+        SpeechTextDataModule(
+            corpus=corpus, packing={"mode": "tokens"}, patching={"strategy": "mixed"}
+        )
+    with pytest.raises(ValueError, match="data.corpus.speech_tokenizer must be one of"):
+        SpeechTextDataModule(corpus={**corpus, "speech_tokenizer": "chars"})
+    with pytest.raises(ValueError, match=r"data.patching has no option curriculum_end"):
+        SpeechTextDataModule(corpus=corpus, patching={"curriculum_end": 5})
+    with pytest.raises(ValueError, match=r"data.loader.batch_size must be an integer >= 1"):
+        SpeechTextDataModule(corpus=corpus, loader={"batch_size": 0})
 
 
-def test_bpe_speechllm_data(data_dir):
-    dm = SpeechTextDataModule(
-        data_dir=str(data_dir), packing="tokens", max_tokens=64, speech_tokenizer="bpe"
-    )
+def test_bpe_speechllm_data(data_dir, make_datamodule):
+    bpe = {"speech_tokenizer": "bpe"}
+    dm = make_datamodule(data_dir, packing={"mode": "tokens"}, corpus=bpe)
     cached = data_dir / "unit_bpe_1000.model"
     assert dm.token_space.speech_tokenizer == "bpe" and cached.is_file()
-    units = SpeechTextDataModule(data_dir=str(data_dir), packing="tokens", max_tokens=64)
+    units = make_datamodule(data_dir, packing={"mode": "tokens"})
     assert dm.vocab_size == units.token_space.unit_offset + dm.token_space.num_speech_tokens
     stamp = cached.stat().st_mtime_ns
-    again = SpeechTextDataModule(data_dir=str(data_dir), packing="tokens", speech_tokenizer="bpe")
+    again = make_datamodule(data_dir, packing={"mode": "tokens"}, corpus=bpe)
     assert again.vocab_size == dm.vocab_size and cached.stat().st_mtime_ns == stamp  # cached
     dm.setup("fit")
     frames = tokens = 0
@@ -187,9 +184,7 @@ def test_bpe_speechllm_data(data_dir):
         tokens += int(dm.token_space.is_unit(batch.tokens).sum())
     assert 0 < tokens < frames  # each speech token stands for more than one unit frame on average
     with pytest.raises(ValueError, match="needs one token per unit frame"):
-        SpeechTextDataModule(
-            data_dir=str(data_dir), speech_tokenizer="bpe", patching="aligned"
-        ).setup("fit")
+        make_datamodule(data_dir, corpus=bpe, patching={"strategy": "aligned"}).setup("fit")
 
 
 class StepRecorder(Recorder):
@@ -204,10 +199,7 @@ class StepRecorder(Recorder):
         return self.weight * 0.0
 
 
-def fit_steps(data_dir, tmp_path, max_steps, num_workers, ckpt_path=None) -> StepRecorder:
-    dm = SpeechTextDataModule(
-        data_dir=str(data_dir), max_patches=32, max_tokens=64, batch_size=4, num_workers=num_workers
-    )
+def fit_steps(dm, tmp_path, max_steps, ckpt_path=None) -> StepRecorder:
     model = StepRecorder()
     trainer = L.Trainer(
         max_steps=max_steps,
@@ -228,16 +220,19 @@ def fit_steps(data_dir, tmp_path, max_steps, num_workers, ckpt_path=None) -> Ste
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
-def test_training_stream_is_endless_and_resumes_mid_epoch_exactly(data_dir, tmp_path, num_workers):
-    dm = SpeechTextDataModule(data_dir=str(data_dir), max_patches=32, max_tokens=64, batch_size=4)
+def test_training_stream_is_endless_and_resumes_mid_epoch_exactly(
+    data_dir, tmp_path, num_workers, make_datamodule
+):
+    def loader():
+        return make_datamodule(data_dir, loader={"num_workers": num_workers})
+
+    dm = make_datamodule(data_dir)
     dm.setup("fit")
     per_epoch = sum(1 for _ in DataLoader(dm._train, batch_size=4, collate_fn=collate))
     steps = per_epoch + 8  # crosses a pass boundary, which an endless stream must not end on
-    full = fit_steps(data_dir, tmp_path / "full", steps, num_workers)
+    full = fit_steps(loader(), tmp_path / "full", steps)
     assert sorted(full.by_step) == list(range(steps))
-    resumed = fit_steps(
-        data_dir, tmp_path / "resumed", steps, num_workers, tmp_path / "full" / "step=5.ckpt"
-    )
+    resumed = fit_steps(loader(), tmp_path / "resumed", steps, tmp_path / "full" / "step=5.ckpt")
     assert sorted(resumed.by_step) == list(range(5, steps))
     assert [resumed.by_step[s] for s in range(5, steps)] == [
         full.by_step[s] for s in range(5, steps)

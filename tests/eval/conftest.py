@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lst_lightning.data.synthetic import generate_corpus
+from lst_lightning.data.corpora.synthetic import generate_corpus
 from lst_lightning.data.vocab import TokenSpace
 from lst_lightning.eval.build_sets import build_sets
 from lst_lightning.eval.render import GeneratedVoiceRenderer

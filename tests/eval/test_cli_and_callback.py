@@ -49,7 +49,11 @@ class _TestableData(SpeechTextDataModule):
 
 def test_callback_logs_and_writes_results_at_test_time(tmp_path, eval_corpus, sets_dir):
     torch.manual_seed(0)
-    dm = _TestableData(data_dir=str(eval_corpus), batch_size=2, max_tokens=256, max_patches=128)
+    dm = _TestableData(
+        corpus={"data_dir": str(eval_corpus)},
+        packing={"max_tokens": 256, "max_patches": 128},
+        loader={"batch_size": 2},
+    )
     module = SpeechTextLM(network=tiny_lst_config(dm.vocab_size), vocab_size=dm.vocab_size)
     callback = BenchmarkEvalCallback(sets=["storycloze"], directions=["S->S", "T->S"], test_limit=4)
     trainer = L.Trainer(

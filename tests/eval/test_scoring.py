@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from lst_lightning.data.batch import IGNORE_INDEX
-from lst_lightning.data.packing import collate, pack_documents
+from lst_lightning.data.stream.batch import IGNORE_INDEX
+from lst_lightning.data.stream.packing import collate, pack_documents
 from lst_lightning.data.vocab import SpeechSpan, TextSpan, TokenSpace
 from lst_lightning.eval.runner import evaluate, evaluate_benchmark
 from lst_lightning.eval.scoring import (

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from lst_lightning.data.build import build_generated_corpus
+from lst_lightning.data.corpora.build import build_generated_corpus
 
 
 @pytest.fixture(scope="session")

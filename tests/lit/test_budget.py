@@ -18,7 +18,7 @@ BUDGET = 1.0e10
 """About four steps of the shrunken model below (~2.4e9 training FLOPs per step)."""
 SHRINK = [
     "--model.network.global_model.n_layers=1",
-    "--data.max_patches=64",
+    "--data.packing.max_patches=64",
     "--trainer.max_steps=40",
     "--trainer.val_check_interval=100",
     "--checkpoint.every_n_train_steps=1",

@@ -20,8 +20,8 @@ SMALL = [
     "--trainer.log_every_n_steps=1",
     "--trainer.enable_progress_bar=false",
     "--model.optim.warmup_steps=2",
-    "--data.batch_size=2",
-    "--data.max_tokens=128",
+    "--data.loader.batch_size=2",
+    "--data.packing.max_tokens=128",
 ]
 
 
@@ -37,6 +37,19 @@ def test_every_experiment_parses(path: Path, capsys: pytest.CaptureFixture[str])
     assert done.value.code in (0, None)
     printed = capsys.readouterr().out
     assert "network:" in printed and ("global_model:" in printed or "transformer:" in printed)
+    data = printed[printed.index("\ndata:") :]
+    for group in ("corpus:", "mixture:", "patching:", "packing:", "loader:"):
+        assert f"\n  {group}" in data, f"{path.stem}: data group {group} not printed"
+
+
+def test_help_documents_the_data_groups(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "--data.patching.strategy" in printed and "--data.mixture.interleaved" in printed
+    # each field's docstring reaches the help text
+    assert "Static patch size ``p`` in tokens, ``<s>`` included. Paper: 4" in printed
+    assert "rows of global positions and tokens (LST) or of tokens (the baselines)" in printed
 
 
 def fit(exp: str, corpus: Path, out: Path, *extra: str) -> None:
@@ -45,7 +58,7 @@ def fit(exp: str, corpus: Path, out: Path, *extra: str) -> None:
             "fit",
             "--config",
             str(ROOT / "experiments" / f"{exp}.yaml"),
-            f"--data.data_dir={corpus}",
+            f"--data.corpus.data_dir={corpus}",
             f"--trainer.logger.init_args.save_dir={out}",
             *SMALL,
             *extra,
@@ -62,7 +75,7 @@ def scalars(run_dir: Path) -> dict[str, list[float]]:
 @pytest.mark.parametrize(
     "exp,size",
     [
-        ("tiny_lst", ["--model.network.global_model.n_layers=1", "--data.max_patches=64"]),
+        ("tiny_lst", ["--model.network.global_model.n_layers=1", "--data.packing.max_patches=64"]),
         ("tiny_baseline", ["--model.network.transformer.n_layers=1"]),
     ],
 )
@@ -100,7 +113,7 @@ def test_fit_logs_scalars_writes_checkpoint_and_resumes(
 
 def test_cli_test_reports_loss_and_benchmarks(tiny_corpus: Path, tmp_path: Path) -> None:
     """`lst-lightning test` on a checkpoint logs the held-out loss and writes the benchmark table."""
-    size = ["--model.network.global_model.n_layers=1", "--data.max_patches=64"]
+    size = ["--model.network.global_model.n_layers=1", "--data.packing.max_patches=64"]
     fit("tiny_lst", tiny_corpus, tmp_path, *size, "--trainer.max_steps=3")
     run = tmp_path / "tiny_lst" / "run"
     main(
@@ -108,7 +121,7 @@ def test_cli_test_reports_loss_and_benchmarks(tiny_corpus: Path, tmp_path: Path)
             "test",
             "--config",
             str(ROOT / "experiments" / "tiny_lst.yaml"),
-            f"--data.data_dir={tiny_corpus}",
+            f"--data.corpus.data_dir={tiny_corpus}",
             f"--trainer.logger.init_args.save_dir={tmp_path}",
             *SMALL[3:],
             *size,

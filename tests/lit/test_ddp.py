@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from lst_lightning.data.batch import IGNORE_INDEX
-from lst_lightning.data.packing import PackedRow, collate
+from lst_lightning.data.stream.batch import IGNORE_INDEX
+from lst_lightning.data.stream.packing import PackedRow, collate
 from lst_lightning.lit.module import SpeechTextLM
 from lst_lightning.lit.optim import OptimConfig
 from lst_lightning.lit.strategies import BlockFSDPStrategy

@@ -12,14 +12,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_reproduce_writes_one_row_per_system(tiny_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "reproduction.md"
     fit = [
-        f"--data.data_dir={tiny_corpus}",
+        f"--data.corpus.data_dir={tiny_corpus}",
         "--trainer.max_steps=3",
         "--trainer.val_check_interval=3",
         "--trainer.limit_val_batches=1",
         "--trainer.log_every_n_steps=1",
         "--model.optim.warmup_steps=1",
-        "--data.batch_size=2",
-        "--data.max_tokens=128",
+        "--data.loader.batch_size=2",
+        "--data.packing.max_tokens=128",
     ]
     rc = main(
         [

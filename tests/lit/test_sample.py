@@ -14,7 +14,7 @@ from lst_lightning.sample import build_prompt, describe, final_mode, main
 
 @pytest.fixture(scope="module")
 def space(tiny_corpus: Path) -> TokenSpace:
-    return SpeechTextDataModule(data_dir=str(tiny_corpus)).token_space
+    return SpeechTextDataModule(corpus={"data_dir": str(tiny_corpus)}).token_space
 
 
 def test_prompts_end_open_in_the_asked_modality(space: TokenSpace) -> None:

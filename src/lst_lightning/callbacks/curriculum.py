@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from ..data.batch import PackedBatch
+from ..data.stream.batch import PackedBatch
 
 FRAME_RATE_HZ = 25.0
 """HuBERT units per second of speech (paper: 25 Hz, not deduplicated)."""

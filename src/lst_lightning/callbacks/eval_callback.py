@@ -79,8 +79,8 @@ class BenchmarkEvalCallback(Callback):
         dm = trainer.datamodule
         if dm is None or not hasattr(dm, "token_space") or not hasattr(dm, "data_dir"):
             raise TypeError(
-                "BenchmarkEvalCallback needs a datamodule with token_space, data_dir, packing "
-                f"and patch_size (SpeechTextDataModule); got {type(dm).__name__}"
+                "BenchmarkEvalCallback needs a datamodule with token_space, data_dir and "
+                f"eval_patch_size (SpeechTextDataModule); got {type(dm).__name__}"
             )
         return dm
 
@@ -99,7 +99,7 @@ class BenchmarkEvalCallback(Callback):
     ) -> list[EvalResult]:
         dm = self._datamodule(trainer)
         is_lst = getattr(pl_module, "is_lst", True)
-        patch_size = dm.patch_size if is_lst and dm.packing != "tokens" else None
+        patch_size = dm.eval_patch_size(is_lst)
         benchmarks = [b.subset(limit) for b in self._load(trainer)]
         results = evaluate(
             pl_module.net,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.callbacks import ThroughputMonitor
 
-from ..data.batch import PackedBatch
+from ..data.stream.batch import PackedBatch
 
 
 def batch_rows(batch: PackedBatch) -> int:

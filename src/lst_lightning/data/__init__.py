@@ -1,36 +1,32 @@
-"""The data pipeline (no Lightning here): audio -> units + alignments -> records -> documents ->
-patches -> packed rows.
+"""The data pipeline (no Lightning here), in the order data flows:
 
-- :mod:`audio`, :mod:`units` (+ :mod:`kmeans`), :mod:`align`: 16 kHz audio, 25 Hz speech units
-  (offline log-mel or HuBERT k-means), word alignments (engine timings, CTC, files).
-- :mod:`ingest`, :mod:`stages`: resumable stages from HF datasets or folders to aligned JSONL.
-- :mod:`tts`, :mod:`textsource`, :mod:`embedded`: the embedded corpus (Austen read by espeak-ng).
-- :mod:`synthetic`, :mod:`build`: the small generated corpus.
-- :mod:`records`: the paper's aligned-unit JSON-lines format.
-- :mod:`vocab`: one id space for text BPE, specials and speech units (or unit-BPE pieces).
-- :mod:`documents`: text-only, speech-only and interleaved training documents.
-- :mod:`patching`: patch lengths (static, aligned and its variants, mixed, curriculum).
-- :mod:`packing`: rows of documents and the collate into :class:`~.batch.PackedBatch`.
-- :mod:`dataset`: an iterable dataset re-mixed every epoch.
+- :mod:`.speech`: audio -> 25 Hz units -> word alignments -> aligned records (resumable stages).
+- :mod:`.corpora`: the embedded (Austen read by espeak-ng) and generated corpora.
+- :mod:`.records`: the paper's aligned-unit JSON-lines format, shared by every stage.
+- :mod:`.vocab`: one id space for text BPE, specials and speech units (or unit-BPE pieces).
+- :mod:`.stream`: documents -> patches -> packed rows -> batches, re-mixed every epoch.
+
+Imports flow one way: ``records``/``vocab`` <- ``speech`` <- ``corpora``, and ``records``/``vocab``
+<- ``stream``; nothing here imports Lightning or the Lightning layer.
 """
 
-from lst_lightning.data.batch import IGNORE_INDEX, PAD_DOC, PackedBatch
-from lst_lightning.data.dataset import Corpus, PackedDocumentDataset, load_corpus
-from lst_lightning.data.documents import (
-    EncodedDocument,
-    SpeechRun,
-    interleaved_document,
-    speech_document,
-    text_document,
-)
-from lst_lightning.data.packing import PackedRow, RowPacker, collate, pack_documents
-from lst_lightning.data.patching import static_patch_lengths, token_patch_lengths
 from lst_lightning.data.records import (
     AlignedUtterance,
     AlignedWord,
     read_aligned_jsonl,
     write_aligned_jsonl,
 )
+from lst_lightning.data.stream.batch import IGNORE_INDEX, PAD_DOC, PackedBatch
+from lst_lightning.data.stream.dataset import Corpus, PackedDocumentDataset, load_corpus
+from lst_lightning.data.stream.documents import (
+    EncodedDocument,
+    SpeechRun,
+    interleaved_document,
+    speech_document,
+    text_document,
+)
+from lst_lightning.data.stream.packing import PackedRow, RowPacker, collate, pack_documents
+from lst_lightning.data.stream.patching import static_patch_lengths, token_patch_lengths
 from lst_lightning.data.vocab import SpeechSpan, TextSpan, TokenSpace, train_text_tokenizer
 
 __all__ = [

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from lst_lightning.data.options import grouped_hparams
 from lst_lightning.data.vocab import TokenSpace
 from lst_lightning.eval.build_sets import ALL_SETS, build_sets, make_renderer, sets_are_built
 from lst_lightning.eval.report import log_tensorboard, markdown_table, write_results
@@ -51,18 +52,15 @@ def load_checkpoint(path: str | Path, data_dir: str | Path | None = None) -> Loa
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     raw = torch.load(path, map_location="cpu", weights_only=False)
-    data_hp = {
-        k: v for k, v in (raw.get("datamodule_hyper_parameters") or {}).items() if k[0] != "_"
-    }
-    if data_dir is not None or "data_dir" not in data_hp:
-        data_hp["data_dir"] = str(data_dir or DEFAULT_DATA_DIR)
+    data_hp = grouped_hparams(raw.get("datamodule_hyper_parameters") or {})
+    corpus = data_hp.setdefault("corpus", {})
+    if data_dir is not None or "data_dir" not in corpus:
+        corpus["data_dir"] = str(data_dir or DEFAULT_DATA_DIR)
     datamodule = SpeechTextDataModule(**data_hp)
     # Checkpoints hold config objects, which torch's weights-only unpickler refuses; load only
     # checkpoints you trust, as with any pickle.
     module = load_module(str(path))
-    patch_size: int | None = datamodule.patch_size
-    if not module.is_lst or datamodule.packing == "tokens":
-        patch_size = None
+    patch_size = datamodule.eval_patch_size(module.is_lst)
     return LoadedCheckpoint(
         module=module,
         space=datamodule.token_space,

@@ -207,7 +207,7 @@ def make_renderer(
     if kind != "tts":
         raise ValueError(f"renderer must be auto, generated or tts, got {kind!r}")
     if voice is None and stats.get("corpus") == "embedded":
-        from lst_lightning.data.embedded import HELDOUT_VOICE
+        from lst_lightning.data.corpora.embedded import HELDOUT_VOICE
 
         voice = HELDOUT_VOICE  # the speaker no training utterance uses
     tokenizer = unit_tokenizer

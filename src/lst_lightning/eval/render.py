@@ -6,7 +6,7 @@ does the same with any :class:`SpeechRenderer`. Two are provided:
 - :class:`GeneratedVoiceRenderer` speaks like the generated default corpus (the same letter -> unit
   voice, rebuilt from the corpus seed), with frame durations and silences drawn from a stream the
   corpus never used, so the renderings are new speech in the training voice.
-- :class:`TTSRenderer` synthesises audio with the kit's TTS engine (``lst_lightning.data.tts``) in a
+- :class:`TTSRenderer` synthesises audio with the kit's TTS engine (``lst_lightning.data.corpora.tts``) in a
   voice held out of training and turns it into units with the training unit tokenizer.
 """
 
@@ -38,10 +38,10 @@ class SpeechRenderer(Protocol):
 
 class GeneratedVoiceRenderer:
     """The generated corpus' voice: each letter is one fixed unit held 1-3 frames, silence between
-    words and at both ends (see ``lst_lightning.data.synthetic.UnitVoice``)."""
+    words and at both ends (see ``lst_lightning.data.corpora.synthetic.UnitVoice``)."""
 
     def __init__(self, seed: int, num_units: int = DEFAULT_NUM_UNITS) -> None:
-        from lst_lightning.data.synthetic import UnitVoice
+        from lst_lightning.data.corpora.synthetic import UnitVoice
 
         self.seed = seed
         self.num_units = num_units
@@ -86,14 +86,14 @@ class TTSRenderer:
         synthesize: Synthesize | None = None,
         num_units: int | None = None,
     ) -> None:
-        """``synthesize`` defaults to ``lst_lightning.data.tts.synthesize_audio`` (imported lazily, so
+        """``synthesize`` defaults to ``lst_lightning.data.corpora.tts.synthesize_audio`` (imported lazily, so
         the kit works without a TTS engine until this renderer is used)."""
         if synthesize is None:
             try:
-                from lst_lightning.data.tts import synthesize_audio
+                from lst_lightning.data.corpora.tts import synthesize_audio
             except ImportError as e:
                 raise ImportError(
-                    f"the tts renderer needs lst_lightning.data.tts.synthesize_audio ({e})"
+                    f"the tts renderer needs lst_lightning.data.corpora.tts.synthesize_audio ({e})"
                 ) from None
 
             def synthesize(text: str, voice: str) -> tuple[np.ndarray, list]:
@@ -109,12 +109,12 @@ class TTSRenderer:
     def from_files(
         cls, voice: str, tokenizer_path: str | Path, num_units: int | None = None
     ) -> TTSRenderer:
-        """Load the unit tokenizer with ``lst_lightning.data.units.load_unit_tokenizer``."""
+        """Load the unit tokenizer with ``lst_lightning.data.speech.units.load_unit_tokenizer``."""
         try:
-            from lst_lightning.data.units import load_unit_tokenizer
+            from lst_lightning.data.speech.units import load_unit_tokenizer
         except ImportError as e:
             raise ImportError(
-                f"the tts renderer needs lst_lightning.data.units.load_unit_tokenizer ({e})"
+                f"the tts renderer needs lst_lightning.data.speech.units.load_unit_tokenizer ({e})"
             ) from None
         return cls(voice, load_unit_tokenizer(tokenizer_path), num_units=num_units)
 

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lst_lightning.data.batch import IGNORE_INDEX, PAD_DOC, PackedBatch
-from lst_lightning.data.documents import EncodedDocument, SpeechRun
-from lst_lightning.data.patching import patch_speech_mask, static_patch_lengths
+from lst_lightning.data.stream.batch import IGNORE_INDEX, PAD_DOC, PackedBatch
+from lst_lightning.data.stream.documents import EncodedDocument, SpeechRun
+from lst_lightning.data.stream.patching import patch_speech_mask, static_patch_lengths
 from lst_lightning.data.vocab import TokenSpace
 from lst_lightning.eval.tasks import BenchmarkItem, _split_direction
 

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from ..data.batch import IGNORE_INDEX, PackedBatch
+from ..data.stream.batch import IGNORE_INDEX, PackedBatch
 from ..model import BaselineConfig, LSTConfig, build_model
 from ..model.config import TransformerConfig
 from ..model.flops import batch_training_flops

@@ -6,7 +6,7 @@ self-attention keys/values (at most ``window`` per layer, the sliding window), a
 transformer's keys/values (one entry per closed patch). The open patch's token states are kept
 per encoder layer, because the patch's ``k`` queries cross-attend to them once the patch closes.
 
-Static patching online (the rule of ``lst_lightning.data.patching.static_patch_lengths``, decided
+Static patching online (the rule of ``lst_lightning.data.stream.patching.static_patch_lengths``, decided
 as tokens arrive): an ``<s>`` opens a speech patch, units extend it, and it closes after ``p``
 tokens (the ``<s>`` counts) or when a non-unit token arrives; every non-unit token is a closed
 1-token patch. A unit with no open patch (e.g. right after a full patch) opens a new one. So at a

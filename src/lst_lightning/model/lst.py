@@ -22,7 +22,7 @@ class LST(nn.Module):
     """Maps ``(tokens, doc_ids, patch_lengths)`` to next-token logits over the whole token space.
 
     The global model steps once per patch; text tokens and specials are length-1 patches, so only
-    speech is compressed. See ``lst_lightning.data.batch.PackedBatch`` for the input conventions.
+    speech is compressed. See ``lst_lightning.data.stream.batch.PackedBatch`` for the input conventions.
     """
 
     def __init__(self, config: LSTConfig) -> None:

@@ -1,6 +1,6 @@
 """Patch arithmetic: everything the model derives from ``patch_lengths`` and ``doc_ids``.
 
-Pure tensor functions, no parameters. Conventions (see ``lst_lightning.data.batch.PackedBatch``):
+Pure tensor functions, no parameters. Conventions (see ``lst_lightning.data.stream.batch.PackedBatch``):
 patches are contiguous runs of tokens, real patches first, zero-length patches are padding, and
 tokens after the last real patch are padding (document id ``-1``).
 """
