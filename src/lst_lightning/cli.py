@@ -16,8 +16,8 @@ Beyond plain LightningCLI it:
 from __future__ import annotations
 
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from jsonargparse import set_parsing_settings
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from .callbacks.curriculum import CurriculumCallback

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from lst_lightning.data.speech import stages
 from lst_lightning.data.records import SILENCE, read_aligned_jsonl
+from lst_lightning.data.speech import stages
 from lst_lightning.data.speech.align import WordTiming, write_timings_jsonl
 from lst_lightning.data.speech.audio import RecordError
 from lst_lightning.data.speech.units import MelKMeansUnits
