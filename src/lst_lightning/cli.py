@@ -10,6 +10,8 @@ Beyond plain LightningCLI it:
 - always adds the :class:`~lst_lightning.callbacks.eval_callback.BenchmarkEvalCallback` (key
   ``benchmarks:``): ``lst-lightning test`` scores the embedded benchmark sets in all four
   directions, and ``--benchmarks.every_n_steps N`` adds accuracy curves during ``fit``;
+- writes every checkpoint atomically and refuses non-finite ones
+  (:class:`~lst_lightning.lit.checkpointing.AtomicCheckpointIO`);
 - picks ``bf16-mixed`` precision where the GPU supports it when ``trainer.precision`` is unset.
 """
 
@@ -22,6 +24,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from .callbacks.curriculum import CurriculumCallback
 from .callbacks.eval_callback import BenchmarkEvalCallback
+from .lit.checkpointing import install_atomic_checkpoint_io
 from .lit.datamodule import SpeechTextDataModule
 from .lit.module import SpeechTextLM
 
@@ -40,6 +43,11 @@ class LSTLightningCLI(LightningCLI):
         parser.add_lightning_class_args(CurriculumCallback, "curriculum")
         parser.add_lightning_class_args(BenchmarkEvalCallback, "benchmarks")
         parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
+
+    def instantiate_trainer(self, **kwargs):
+        trainer = super().instantiate_trainer(**kwargs)
+        install_atomic_checkpoint_io(trainer)
+        return trainer
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

@@ -13,8 +13,10 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 SEP = "<LST MODE SEP>"
 TEXT_TAG = "TEXT "
@@ -173,11 +175,28 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write bytes through a temporary file in the same folder, then ``os.replace``."""
+    with atomic_file(path) as f:
+        f.write(data)
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``path`` only once it is completely written.
+
+    The bytes go to a temporary file in the same folder (so the final rename never crosses a
+    filesystem, where a move would be a copy a full disk can interrupt), are flushed to disk, and
+    the file is renamed over ``path`` with ``os.replace``. If anything fails on the way (a full
+    disk, an interrupt) the temporary file is removed and the previous ``path``, if any, is
+    untouched. The one place the kit writes files atomically: corpora, stage outputs,
+    tokenizers and checkpoints all go through it.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

@@ -12,7 +12,22 @@ from ..data.stream.batch import IGNORE_INDEX, PackedBatch
 from ..model import BaselineConfig, LSTConfig, build_model
 from ..model.config import TransformerConfig
 from ..model.flops import batch_training_flops
+from .checkpointing import read_checkpoint
 from .optim import OptimConfig, build_optimizer
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced a NaN or infinite loss or gradient; the run stops at that step."""
+
+
+def _describe(losses: dict[str, torch.Tensor]) -> str:
+    """``loss=nan, loss_text=nan, loss_speech=4.21``: every loss part of a step."""
+    parts = [f"{name}={float(value):.4g}" for name, value in losses.items()]
+    if "loss_text" not in losses:
+        parts.append("loss_text=n/a (no text targets)")
+    if "loss_speech" not in losses:
+        parts.append("loss_speech=n/a (no speech targets)")
+    return ", ".join(parts)
 
 
 def default_network() -> LSTConfig:
@@ -31,6 +46,10 @@ class SpeechTextLM(L.LightningModule):
     ``train/flops_seen`` (cumulative analytic training FLOPs over all processes, restored on
     resume; convention in :mod:`lst_lightning.model.flops`), ``train/speech_patch_len`` (mean
     tokens per speech patch) and the learning rate.
+
+    A NaN or infinite loss (any part) or gradient raises :class:`NonFiniteError` at once, naming
+    the step and the loss parts, before the optimiser step: the weights, and so every checkpoint,
+    stay finite (the checkpoint writer refuses non-finite weights as well).
 
     ``flops_per_batch`` holds this process's FLOPs of the latest batch (training: forward +
     backward; validation: forward), which Lightning's ``ThroughputMonitor`` turns into FLOPs/s and
@@ -59,6 +78,7 @@ class SpeechTextLM(L.LightningModule):
         # floating buffer would be cast to bf16 by "*-true" precisions and FSDP mixed precision.
         self.flops_seen = 0.0
         self.flops_per_batch = 0
+        self._last_losses: dict[str, torch.Tensor] = {}
 
     @property
     def is_lst(self) -> bool:
@@ -99,14 +119,22 @@ class SpeechTextLM(L.LightningModule):
     def training_step(self, batch: PackedBatch, batch_idx: int) -> torch.Tensor:
         losses = self.losses(batch)
         self.flops_per_batch = self.batch_flops(batch)
+        finite = all(bool(torch.isfinite(v)) for v in losses.values())
         counts = torch.tensor(
-            [batch.num_tokens, self.global_positions(batch), self.flops_per_batch],
+            [batch.num_tokens, self.global_positions(batch), self.flops_per_batch, int(not finite)],
             device=self.tokens_seen.device,
         )
         counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
+        if counts[3] > 0:  # summed over processes, so every rank stops at the same step
+            raise NonFiniteError(
+                f"non-finite training loss at step {self.global_step} "
+                f"({_describe(losses)} on this process): stopped before the optimiser step, so the "
+                "checkpoints hold the last finite state; lower model.optim.lr or check the data"
+            )
         self.tokens_seen += counts[0].long()
         self.global_positions_seen += counts[1].long()
         self.flops_seen += float(counts[2])
+        self._last_losses = {k: v.detach() for k, v in losses.items()}
         size = batch.tokens.shape[0]
         for name, value in losses.items():
             self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=size)
@@ -118,6 +146,22 @@ class SpeechTextLM(L.LightningModule):
             mean_len = batch.patch_lengths[speech].float().mean()
             self.log("train/speech_patch_len", mean_len, batch_size=size)
         return losses["loss"]
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Stop before a non-finite gradient reaches the weights (and so any checkpoint)."""
+        grads = [(n, p.grad) for n, p in self.named_parameters() if p.grad is not None]
+        if not grads:
+            return
+        finite = torch.stack([torch.isfinite(g).all() for _, g in grads]).all()
+        flag = torch.tensor(int(not finite), device=self.tokens_seen.device)
+        if self.trainer.strategy.reduce(flag, reduce_op="sum") > 0:
+            bad = [n for n, g in grads if not bool(torch.isfinite(g).all())]
+            raise NonFiniteError(
+                f"non-finite gradient at step {self.global_step} ({len(bad)} parameters on this "
+                f"process, e.g. {', '.join(bad[:3]) or 'on another process'}; last losses: "
+                f"{_describe(self._last_losses)}): stopped before the optimiser step, so the "
+                "checkpoints hold the last finite state; lower model.optim.lr or check the data"
+            )
 
     def validation_step(self, batch: PackedBatch, batch_idx: int) -> None:
         size = batch.tokens.shape[0]
@@ -165,7 +209,7 @@ def network_from_hparams(value: LSTConfig | BaselineConfig | dict) -> LSTConfig 
 def load_module(path: str, map_location: str | torch.device = "cpu") -> SpeechTextLM:
     """A trained :class:`SpeechTextLM` from a checkpoint, whichever network it holds (load only
     checkpoints you trust: they are pickles)."""
-    checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    checkpoint = read_checkpoint(path, map_location=map_location, weights_only=False)
     hp = checkpoint.get("hyper_parameters", {})
     optim = hp.get("optim", OptimConfig())
     if isinstance(optim, dict):
@@ -181,6 +225,7 @@ def load_module(path: str, map_location: str | torch.device = "cpu") -> SpeechTe
 __all__ = [
     "BaselineConfig",
     "LSTConfig",
+    "NonFiniteError",
     "OptimConfig",
     "SpeechTextLM",
     "TransformerConfig",
