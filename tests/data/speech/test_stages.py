@@ -105,7 +105,12 @@ def test_interrupted_stage_leaves_nothing_and_resumes(corpus, monkeypatch):
     monkeypatch.setattr(MelKMeansUnits, "__call__", real)
     info = stages.units(work / "ingest", work / "units", work / "tok.pt")
     assert info["records"] == 6 and info["num_units"] == 8
-    assert sorted(p.name for p in work.iterdir()) == ["ingest", "tok.pt", "units"]
+    assert sorted(p.name for p in work.iterdir()) == [
+        ".tok.pt.stage.json",
+        "ingest",
+        "tok.pt",
+        "units",
+    ]
 
 
 def test_units_out_of_codebook_and_bad_stage_inputs(corpus, tmp_path):

@@ -1,7 +1,9 @@
 """Build the generated corpus once: ``python -m lst_lightning.data.corpora.build --out data/generated``.
 
 The corpus is written into a temporary sibling folder and renamed into place, so an interrupted
-build leaves nothing half-written behind and concurrent builders (one per DDP process) are safe.
+build leaves nothing half-written behind. One builder at a time (``<out>.lock``): a second
+command-line build of the same folder stops naming the first; the datamodule's builders (one per
+DDP process) wait for it instead (``wait_for_lock``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from lst_lightning.data.corpora.synthetic import CORPUS_FILES, generate_corpus
+from lst_lightning.data.corpora.synthetic import CORPUS_FILES, STATS_FILE, generate_corpus
+from lst_lightning.data.locking import output_lock
 from lst_lightning.data.records import DEFAULT_NUM_UNITS
 
 DEFAULT_UTTERANCES = 3000
@@ -35,17 +38,31 @@ def build_generated_corpus(
     num_text_docs: int = DEFAULT_TEXT_DOCS,
     force: bool = False,
     num_units: int = DEFAULT_NUM_UNITS,
+    wait_for_lock: bool = False,
 ) -> dict:
-    """Build the corpus unless a complete one is already there; return its ``stats.json``."""
+    """Build the corpus unless a complete one is already there; return its ``stats.json``
+    (``{}`` when a complete corpus has none: it is informational)."""
     out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out, wait=wait_for_lock):
+        return _build(out, seed, num_utterances, num_text_docs, force, num_units)
+
+
+def _read_stats(out: Path) -> dict:
+    path = out / STATS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _build(
+    out: Path, seed: int, num_utterances: int, num_text_docs: int, force: bool, num_units: int
+) -> dict:
     if corpus_is_complete(out) and not force:
-        return json.loads((out / "stats.json").read_text())
+        return _read_stats(out)
     if out.exists() and not force and any(out.iterdir()):
         raise FileExistsError(
             f"{out} exists but is not a complete generated corpus (it needs {', '.join(CORPUS_FILES)}); "
             "remove it or pass force=True / --force"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".building", dir=out.parent))
     try:
         stats = generate_corpus(tmp, num_utterances, num_text_docs, seed, num_units)
@@ -60,7 +77,7 @@ def build_generated_corpus(
             if not corpus_is_complete(out):
                 raise
             # Another process finished the same build first; keep its corpus.
-            stats = json.loads((out / "stats.json").read_text())
+            stats = _read_stats(out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -92,9 +109,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     existed = corpus_is_complete(args.out) and not args.force
     start = time.perf_counter()
-    stats = build_generated_corpus(
-        args.out, args.seed, args.utterances, args.text_docs, force=args.force
-    )
+    try:
+        stats = build_generated_corpus(
+            args.out, args.seed, args.utterances, args.text_docs, force=args.force
+        )
+    except FileExistsError as e:  # a foreign folder, or another build running (OutputLocked)
+        print(f"generated corpus: {e}", file=sys.stderr)
+        return 1
+    if not stats:
+        print(f"{args.out} already exists ({STATS_FILE} is missing, so its settings are unknown)")
+        return 0
     if existed:
         sizes = {
             k: sum(s[k] for s in stats["splits"].values()) for k in ("utterances", "text_docs")
@@ -102,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         wanted = {"utterances": args.utterances, "text_docs": args.text_docs}
         if stats["seed"] != args.seed or sizes != wanted:
             print(
-                f"{args.out} exists with other settings; pass --force to rebuild", file=sys.stderr
+                f"{args.out} exists with other settings (seed {stats['seed']}, {sizes}); "
+                "pass --force to rebuild",
+                file=sys.stderr,
             )
+            print(f"{args.out} already exists")
+            return 1
         print(f"{args.out} already exists")
     else:
         print(f"built {args.out} in {time.perf_counter() - start:.1f} s")

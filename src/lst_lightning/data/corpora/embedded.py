@@ -27,8 +27,11 @@ Everything comes from the package registries and is deterministic from the seed:
 
 The output folder is assembled beside ``out`` and renamed into place, so it is either complete or
 absent. Files: ``train.jsonl``, ``valid.jsonl``, ``text_train.txt``, ``text_valid.txt``,
-``tokenizer.model``, ``stats.json`` (what the datamodule reads), plus ``heldout_voice.jsonl``,
-``heldout_voice_audio/``, ``units.pt`` and ``build.json`` (the configuration it was built from).
+``tokenizer.model`` (what the datamodule reads), plus ``stats.json`` (sizes and timings, for
+reading only), ``heldout_voice.jsonl``, ``heldout_voice_audio/``, ``units.pt`` and ``build.json``
+(the configuration it was built from). One build at a time: a second build of the same ``out``
+stops naming the first (``<out>.lock``, :mod:`lst_lightning.data.locking`); after ``kill -9`` the
+rerun finds the shards of the same configuration and only synthesises the missing ones.
 Bad utterances (a word the engine did not speak, an alignment that does not fit the audio) are
 skipped and counted (``on_error="skip"``, the default) or stop the build (``"stop"``).
 """
@@ -53,7 +56,12 @@ from typing import Any
 
 import numpy as np
 
-from lst_lightning.data.corpora.synthetic import CORPUS_FILES, FRAME_RATE_HZ, split_stats
+from lst_lightning.data.corpora.synthetic import (
+    CORPUS_FILES,
+    FRAME_RATE_HZ,
+    STATS_FILE,
+    split_stats,
+)
 from lst_lightning.data.corpora.textsource import (
     BOOKS,
     SOURCE_LICENCE,
@@ -64,6 +72,7 @@ from lst_lightning.data.corpora.textsource import (
     load_text_file,
 )
 from lst_lightning.data.corpora.tts import EspeakMissing, check_voices
+from lst_lightning.data.locking import output_lock
 from lst_lightning.data.records import (
     DEFAULT_NUM_UNITS,
     AlignedUtterance,
@@ -146,7 +155,9 @@ class EmbeddedConfig:
             raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The configuration as JSON values (tuples become lists), as saved in ``config.json``
+        and ``build.json``, so a saved configuration compares equal to the live one."""
+        return json.loads(json.dumps(asdict(self)))
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:16]
@@ -382,8 +393,15 @@ def read_shards(work: str | Path, num_shards: int) -> tuple[list[SynthesisedUtte
 
 
 def corpus_is_complete(out_dir: str | Path) -> bool:
+    """Every file of a finished build is there (``stats.json`` is not needed: only read)."""
     out = Path(out_dir)
     return all((out / name).exists() for name in (*CORPUS_FILES, *EXTRA_FILES))
+
+
+def _read_stats(out: Path) -> dict[str, Any]:
+    """The corpus's ``stats.json``, or ``{}`` when it was removed (it is informational)."""
+    path = out / STATS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _work_dir(out: Path) -> Path:
@@ -396,8 +414,9 @@ def _prepare_work(work: Path, config: EmbeddedConfig) -> None:
     if work.exists():
         same = marker.is_file() and json.loads(marker.read_text()) == config.to_json()
         if same:
+            print(f"  resuming the interrupted build in {work}", flush=True)
             return
-        print(f"  {work} holds shards of another configuration: removing it")
+        print(f"  {work} holds shards of another configuration: removing it", flush=True)
         shutil.rmtree(work)
     work.mkdir(parents=True)
     write_text_atomic(marker, json.dumps(config.to_json(), indent=2) + "\n")
@@ -502,7 +521,7 @@ def assemble_corpus(
             audio_seconds / timer["tokenize_units"], 1
         ),
     }
-    write_text_atomic(out / "stats.json", json.dumps(stats, indent=2) + "\n")
+    write_text_atomic(out / STATS_FILE, json.dumps(stats, indent=2) + "\n")
     write_text_atomic(
         out / "build.json",
         json.dumps({"config": config.to_json(), "digest": config.digest()}, indent=2) + "\n",
@@ -517,17 +536,28 @@ def build_embedded_corpus(
     on_error: str = "skip",
     force: bool = False,
     keep_work: bool = False,
+    wait_for_lock: bool = False,
 ) -> dict[str, Any]:
     """Build the corpus into ``out_dir`` unless a complete one of the same configuration is there.
 
-    Returns its ``stats.json``. Synthesis shards live in ``<out_dir>.work`` until the corpus is
-    complete (kept with ``keep_work``), so a rerun after an interruption only synthesises the
-    shards that are missing.
+    Returns its ``stats.json`` (``{}`` if that file was removed). Synthesis shards live in
+    ``<out_dir>.work`` until the corpus is complete (kept with ``keep_work``), so a rerun after an
+    interruption only synthesises the shards that are missing. Another build of the same folder
+    running at the same time is an error (:class:`~lst_lightning.data.locking.OutputLocked`), or
+    is waited for with ``wait_for_lock`` (DDP ranks).
     """
     config = config or EmbeddedConfig()
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out, wait=wait_for_lock):
+        return _build(out, config, workers, on_error, force, keep_work)
+
+
+def _build(
+    out: Path, config: EmbeddedConfig, workers: int, on_error: str, force: bool, keep_work: bool
+) -> dict[str, Any]:
     if corpus_is_complete(out) and not force:
         built = json.loads((out / "build.json").read_text())
         if built.get("digest") != config.digest():
@@ -535,7 +565,7 @@ def build_embedded_corpus(
                 f"{out} holds an embedded corpus of another configuration "
                 f"(see {out / 'build.json'}); remove it or pass force=True / --force"
             )
-        return json.loads((out / "stats.json").read_text())
+        return _read_stats(out)
     if out.exists() and not force and any(out.iterdir()):
         raise FileExistsError(
             f"{out} exists but is not a complete embedded corpus; remove it or pass force=True / --force"
@@ -565,7 +595,7 @@ def build_embedded_corpus(
             **stats["seconds_per_stage"],
         }
         stats["seconds_to_build"] = round(time.perf_counter() - started, 1)
-        write_text_atomic(tmp / "stats.json", json.dumps(stats, indent=2) + "\n")
+        write_text_atomic(tmp / STATS_FILE, json.dumps(stats, indent=2) + "\n")
         os.chmod(tmp, 0o755)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
@@ -624,6 +654,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-units", type=int, default=defaults.num_units)
     parser.add_argument("--text-vocab-size", type=int, default=defaults.text_vocab_size)
     parser.add_argument("--text-file", default=None, help="plain-text file instead of the novels")
+    parser.add_argument(
+        "--shard-size",
+        type=int,
+        default=defaults.shard_size,
+        help="utterances per synthesis shard (the unit of resumption)",
+    )
+    parser.add_argument("--valid-fraction", type=float, default=defaults.valid_fraction)
     parser.add_argument("--workers", type=int, default=2, help="synthesis processes")
     parser.add_argument("--on-error", choices=ON_ERROR, default="skip")
     parser.add_argument("--force", action="store_true", help="rebuild even if the corpus exists")
@@ -638,6 +675,8 @@ def main(argv: list[str] | None = None) -> int:
         num_units=args.num_units,
         text_vocab_size=args.text_vocab_size,
         text_file=args.text_file,
+        shard_size=args.shard_size,
+        valid_fraction=args.valid_fraction,
     )
     existed = corpus_is_complete(args.out) and not args.force
     started = time.perf_counter()
@@ -646,13 +685,17 @@ def main(argv: list[str] | None = None) -> int:
             args.out, config, args.workers, args.on_error, args.force, args.keep_work
         )
     except (FileExistsError, TextSourceError, EspeakMissing, RecordError, ValueError) as e:
+        # (OutputLocked is a FileExistsError: another build of the same folder is running)
         print(f"embedded corpus: {e}", file=sys.stderr)
         return 1
     if existed:
         print(f"{args.out} already exists")
     else:
         print(f"built {args.out} in {time.perf_counter() - started:.1f} s")
-    print(format_stats(stats))
+    if stats:
+        print(format_stats(stats))
+    else:
+        print(f"({args.out}/{STATS_FILE} is missing: it only records the build's statistics)")
     return 0
 
 

@@ -40,8 +40,12 @@ CORPUS_FILES = (
     "text_train.txt",
     "text_valid.txt",
     "tokenizer.model",
-    "stats.json",
 )
+"""The files the datamodule reads: a corpus of your own needs these five and nothing else."""
+STATS_FILE = "stats.json"
+"""Written by the kit's builders beside :data:`CORPUS_FILES`: the corpus's sizes and how it was
+built. Informational (training never reads it); the generated corpus's benchmark voice is rebuilt
+from it."""
 
 # -- the grammar's word lists (about 330 words, plus plurals) -------------------------------------------------
 NAMES = (

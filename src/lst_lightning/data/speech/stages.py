@@ -12,10 +12,15 @@
 ``all``         every stage above in one work folder
 ==============  =====================================================================================
 
-Resumable: a stage whose output is complete is skipped (``--force`` redoes it). A stage builds in
+Resumable: a stage whose output is complete is skipped (``--force`` redoes it), but only when it
+was made with the same settings from the same input: each output records its settings and the
+``run_id`` of the output it was made from (``stage.json``; ``.<file>.stage.json`` beside the
+tokenizer and the exported JSONL), and a rerun with another ``--folder``, ``--num-units``, ... or
+after an earlier stage was redone stops, naming what differs. A stage builds in
 ``.<name>.partial`` beside its output and renames it into place only when done, so an interrupted
-stage leaves only that folder, which the next run removes. Each output holds a ``stage.json`` with
-the stage's settings and counts. ``--on-error skip`` leaves bad records out and reports how many
+stage (even by ``kill -9``) leaves only that folder, which the next run removes. One run per
+output: a second run writing the same output at the same time stops, naming the first
+(``<output>.lock``, :mod:`lst_lightning.data.locking`). ``--on-error skip`` leaves bad records out and reports how many
 were skipped per problem; ``stop`` (the default) raises at the first one, naming it.
 
 The ``audio`` column is a struct ``{"bytes", "path"}``, the storage of ``datasets.Audio``: cast it
@@ -35,6 +40,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from lst_lightning.data.locking import output_lock
 from lst_lightning.data.records import (
     DEFAULT_NUM_UNITS,
     format_interleaved,
@@ -68,6 +74,48 @@ from lst_lightning.data.speech.units import (
 )
 
 STAGE_INFO = "stage.json"
+RESULT_KEYS = ("stage", "records", "skipped", "seconds_to_build", "run_id")
+"""``stage.json`` keys that describe a run's result, not the settings it was made with."""
+
+
+class StaleOutput(FileExistsError):
+    """A finished output was made with other settings or from another input than asked now."""
+
+
+def check_settings(name: str, out: Path, saved: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """Raise :class:`StaleOutput` naming every setting of ``wanted`` that ``saved`` differs in."""
+    saved = json.loads(json.dumps(saved))
+    wanted = json.loads(json.dumps(wanted))
+    diff = [
+        f"{key}: {saved.get(key)!r} there, {value!r} now"
+        for key, value in wanted.items()
+        if key not in RESULT_KEYS and saved.get(key) != value
+    ]
+    if diff:
+        raise StaleOutput(
+            f"{name}: {out} was made with other settings or from another input "
+            f"({'; '.join(diff)}): pass --force to redo it (and the stages after it), or write "
+            "to another output"
+        )
+
+
+def _sidecar(path: Path) -> Path:
+    return path.parent / f".{path.name}.{STAGE_INFO}"
+
+
+def _check_file_output(name: str, path: Path, wanted: dict[str, Any]) -> None:
+    """Settings check for a stage whose output is one file (settings in a hidden sidecar)."""
+    sidecar = _sidecar(path)
+    if not sidecar.is_file():
+        raise StaleOutput(
+            f"{name}: {path} exists but records no settings ({sidecar} is missing), so it cannot "
+            "be checked against this run: pass --force to redo it, or write to another output"
+        )
+    check_settings(name, path, json.loads(sidecar.read_text(encoding="utf-8")), wanted)
+
+
+def _write_file_settings(path: Path, settings: dict[str, Any]) -> None:
+    write_text_atomic(_sidecar(path), json.dumps(settings, indent=2) + "\n")
 
 
 def _features(kind: str) -> Any:
@@ -115,16 +163,33 @@ def run_stage(
 ) -> dict[str, Any]:
     """Write the rows of ``rows()`` as a dataset at ``out`` (atomically), unless it is already there.
 
-    Returns the stage's ``stage.json``: ``info`` plus the record count and the skip counts.
+    Returns the stage's ``stage.json``: ``info`` (the settings, compared on a rerun) plus the
+    record count, the skip counts and a fresh ``run_id``.
     """
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):
+        return _run_stage(name, out, rows, policy, info, force)
+
+
+def _run_stage(
+    name: str,
+    out: Path,
+    rows: Callable[[], Iterator[dict[str, Any]]],
+    policy: ErrorPolicy,
+    info: dict[str, Any],
+    force: bool,
+) -> dict[str, Any]:
     from datasets import Dataset
     from datasets.exceptions import DatasetGenerationError
 
-    out = Path(out)
     partial = out.parent / f".{out.name}.partial"
     if stage_is_complete(out) and not force:
+        saved = read_stage_info(out)
+        check_settings(name, out, saved, info)
         print(f"{name}: {out} is complete, skipping (--force redoes it)")
-        return read_stage_info(out)
+        return saved
     if out.exists() and not force:
         raise FileExistsError(
             f"{out} exists but is not a finished {name} stage; remove it or pass --force"
@@ -158,6 +223,7 @@ def run_stage(
             "records": _count_rows(target),
             "skipped": dict(policy.counts),
             "seconds_to_build": round(time.perf_counter() - started, 2),
+            "run_id": uuid.uuid4().hex,
         }
         write_text_atomic(target / STAGE_INFO, json.dumps(info, indent=2) + "\n")
         if out.exists():  # force
@@ -224,7 +290,7 @@ def ingest(
             return iter_hf(dataset, audio_column, text_column, id_column, name=str(hf))
 
     else:
-        source = f"folder:{folder}"
+        source = f"folder:{Path(folder).resolve()}"
 
         def records():
             return iter_folder(folder)
@@ -232,7 +298,9 @@ def ingest(
     def rows():
         yield from ingest_rows(records(), policy, sample_rate)
 
-    info = {"source": source, "sample_rate": 16000}
+    info = {"source": source, "sample_rate": 16000, "expected_sample_rate": sample_rate}
+    if hf is not None:
+        info |= {"config": config, "columns": [audio_column, text_column, id_column]}
     return run_stage("ingest", out, rows, policy, info, force)
 
 
@@ -248,11 +316,33 @@ def fit_units(
     max_frames: int = DEFAULT_MAX_FIT_FRAMES,
     force: bool = False,
 ) -> Path:
-    """Train a unit tokenizer on the ingested audio and save it (skipped when the file exists)."""
+    """Train a unit tokenizer on the ingested audio and save it (skipped when the file exists
+    and was made with the same settings from the same ingest output)."""
     out_file = Path(out_file)
-    if out_file.is_file() and not force:
-        print(f"fit-units: {out_file} exists, skipping (--force retrains)")
-        return out_file
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    ingest_info = read_stage_info(ingest_dir)
+    settings = {
+        "stage": "fit-units",
+        "input": str(Path(ingest_dir).resolve()),
+        "input_run": ingest_info.get("run_id"),
+        "kind": kind,
+        "num_units": num_units,
+        "seed": seed,
+        "hubert": None if hubert is None else str(hubert),
+        "layer": layer if kind == "hubert" else None,
+        "max_frames": max_frames,
+    }
+    with output_lock(out_file):
+        if out_file.is_file() and not force:
+            _check_file_output("fit-units", out_file, settings)
+            print(f"fit-units: {out_file} exists, skipping (--force retrains)")
+            return out_file
+        return _fit_units(ingest_dir, out_file, settings)
+
+
+def _fit_units(ingest_dir: str | Path, out_file: Path, settings: dict[str, Any]) -> Path:
+    kind, num_units, seed = settings["kind"], settings["num_units"], settings["seed"]
+    hubert, layer, max_frames = settings["hubert"], settings["layer"], settings["max_frames"]
     dataset, _ = _open_stage(ingest_dir, "ingest")
     waveforms = (load_audio(row["audio"]["bytes"], row["file_id"]) for row in dataset)
     started = time.perf_counter()
@@ -268,8 +358,9 @@ def fit_units(
         )
     else:
         raise ValueError(f"fit-units --kind must be 'mel' or 'hubert', got {kind!r}")
-    out_file.parent.mkdir(parents=True, exist_ok=True)
+    _sidecar(out_file).unlink(missing_ok=True)  # a crash between the two writes: no settings
     tokenizer.save(out_file)
+    _write_file_settings(out_file, settings)
     print(
         f"fit-units: {num_units}-unit {kind} codebook in {time.perf_counter() - started:.1f} s -> {out_file}"
     )
@@ -285,6 +376,7 @@ def units(
     force: bool = False,
 ) -> dict[str, Any]:
     """Stage 2: unit-tokenise every ingested utterance (one unit per 25 Hz frame, no dedup)."""
+    ingest_info = read_stage_info(ingest_dir)
     tok = load_unit_tokenizer(tokenizer)
     policy = ErrorPolicy(on_error)
 
@@ -306,6 +398,10 @@ def units(
 
     info = {"input": str(Path(ingest_dir).resolve()), "tokenizer": str(Path(tokenizer).resolve())}
     info["num_units"] = tok.num_units
+    info["input_run"] = ingest_info.get("run_id")
+    tokenizer_settings = _sidecar(Path(tokenizer))
+    if tokenizer_settings.is_file():  # the tokenizer fit-units made: refit means redo
+        info["tokenizer_settings"] = json.loads(tokenizer_settings.read_text(encoding="utf-8"))
     return run_stage("units", out, rows, policy, info, force)
 
 
@@ -393,25 +489,36 @@ def align(
 
     info = {"input": str(Path(units_dir).resolve()), "method": method, "source": source}
     info["num_units"] = num_units
+    info["input_run"] = units_info.get("run_id")
     return run_stage("align", out, rows, policy, info, force)
 
 
 def export(aligned_dir: str | Path, out_file: str | Path, *, force: bool = False) -> Path:
     """Stage 4: write the aligned dataset as the paper's aligned-unit JSONL (atomically)."""
     out_file = Path(out_file)
-    if out_file.is_file() and not force:
-        print(f"export: {out_file} exists, skipping (--force rewrites it)")
-        return out_file
-    dataset, info = _open_stage(aligned_dir, "align")
-    num_units = int(info["num_units"])
-    utterances = []
-    for row in dataset:
-        try:
-            utterances.append(parse_interleaved(row["interleaved"], row["file_id"], num_units))
-        except ValueError as e:
-            raise ValueError(f"{aligned_dir} ({row['file_id']}): {e}") from None
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    write_aligned_jsonl(out_file, utterances)
+    aligned_info = read_stage_info(aligned_dir)
+    settings = {
+        "stage": "export",
+        "input": str(Path(aligned_dir).resolve()),
+        "input_run": aligned_info.get("run_id"),
+    }
+    with output_lock(out_file):
+        if out_file.is_file() and not force:
+            _check_file_output("export", out_file, settings)
+            print(f"export: {out_file} exists, skipping (--force rewrites it)")
+            return out_file
+        dataset, info = _open_stage(aligned_dir, "align")
+        num_units = int(info["num_units"])
+        utterances = []
+        for row in dataset:
+            try:
+                utterances.append(parse_interleaved(row["interleaved"], row["file_id"], num_units))
+            except ValueError as e:
+                raise ValueError(f"{aligned_dir} ({row['file_id']}): {e}") from None
+        _sidecar(out_file).unlink(missing_ok=True)
+        write_aligned_jsonl(out_file, utterances)
+        _write_file_settings(out_file, settings)
     print(f"export: wrote {len(utterances)} utterances to {out_file}")
     return out_file
 
