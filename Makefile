@@ -7,6 +7,13 @@ EXP ?= tiny_lst
 ARGS ?=
 DATA_DIR ?= data/embedded
 
+# An unknown EXP stops here, before any set-up or corpus build runs (make parses this first).
+ifneq ($(filter train validate,$(MAKECMDGOALS)),)
+ifeq ($(wildcard experiments/$(EXP).yaml),)
+$(error EXP=$(EXP): experiments/$(EXP).yaml does not exist; the experiments are: $(sort $(basename $(notdir $(wildcard experiments/*.yaml)))))
+endif
+endif
+
 .PHONY: help setup setup-system data data-generated train validate test test-all lint format clean bench eval sample reproduce
 
 help:  ## list the targets

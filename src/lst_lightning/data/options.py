@@ -17,11 +17,17 @@ groups (for example patching under token packing) are the datamodule's.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from lst_lightning.data.records import DEFAULT_NUM_UNITS
 from lst_lightning.data.stream.patching import STRATEGIES, PatchingStrategy
 from lst_lightning.data.vocab import DEFAULT_UNIT_BPE_SIZE
+
+BUILDS = ("auto", "embedded", "generated", "none")
+AUTO_BUILDS = {"data/embedded": "embedded", "data/generated": "generated"}
+"""The folders ``build: auto`` builds into when they are missing (``make data`` /
+``make data-generated`` build the same ones)."""
 
 
 @dataclass(frozen=True)
@@ -31,10 +37,16 @@ class CorpusOptions:
     data_dir: str = "data/embedded"
     """Corpus folder: ``train.jsonl`` / ``valid.jsonl`` (aligned units), ``text_train.txt`` /
     ``text_valid.txt`` and ``tokenizer.model``; any corpus in that layout works."""
-    build: Literal["embedded", "generated", "none"] = "embedded"
-    """What to build into ``data_dir`` when it holds no complete corpus: the ``embedded`` corpus
-    (Austen read by espeak-ng; needs ``make setup-system``), the small ``generated`` corpus (no
-    system packages), or ``none`` (an error naming the folder)."""
+    build: Literal["auto", "embedded", "generated", "none"] = "auto"
+    """What to build into ``data_dir`` when it does not exist (or is empty): the ``embedded``
+    corpus (Austen read by espeak-ng; needs ``make setup-system``), the small ``generated`` corpus
+    (no system packages), ``none`` (an error naming the folder), or ``auto``: ``embedded`` for
+    the default ``data/embedded``, ``generated`` for ``data/generated``, and an error for any
+    other path (so a mistyped path is never filled with a new corpus). A folder that exists but
+    lacks corpus files is never built into: the error lists the missing files."""
+    allow_no_speech: bool = False
+    """Train even when the mixture asks for speech but no utterance of the corpus has a unit on
+    a spoken word (every one empty or ``[SIL]`` only). By default that is an error."""
     num_units: int = DEFAULT_NUM_UNITS
     """Speech unit codebook size. Paper: 501 HuBERT k-means units."""
     speech_tokenizer: Literal["units", "bpe"] = "units"
@@ -44,8 +56,18 @@ class CorpusOptions:
     unit_bpe_size: int = DEFAULT_UNIT_BPE_SIZE
     """Pieces of that unit BPE. Paper: 1k."""
 
+    def resolved_build(self) -> str:
+        """``build`` with ``auto`` resolved for this ``data_dir``."""
+        if self.build != "auto":
+            return self.build
+        target = Path(self.data_dir).resolve()
+        for folder, kind in AUTO_BUILDS.items():
+            if target == Path(folder).resolve():
+                return kind
+        return "none"
+
     def __post_init__(self) -> None:
-        _choice("corpus.build", self.build, ("embedded", "generated", "none"))
+        _choice("corpus.build", self.build, BUILDS)
         _choice("corpus.speech_tokenizer", self.speech_tokenizer, ("units", "bpe"))
         _at_least("corpus.num_units", self.num_units, 1)
         _at_least("corpus.unit_bpe_size", self.unit_bpe_size, 2)

@@ -131,29 +131,43 @@ def _parse_units(text: str, index: int, num_units: int) -> tuple[int, ...]:
     return tuple(units)
 
 
+def iter_utf8_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file; a line that is not UTF-8 raises a
+    ``ValueError`` naming ``file:line`` and the offending byte (not a bare UnicodeDecodeError)."""
+    path = Path(path)
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                    f"{e.start + 1}); re-encode the file as UTF-8"
+                ) from None
+
+
 def iter_aligned_jsonl(
     path: str | Path, num_units: int = DEFAULT_NUM_UNITS
 ) -> Iterator[AlignedUtterance]:
     """Yield utterances one at a time; errors name ``file:line`` and the problem."""
     path = Path(path)
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-            for key in ("file_id", "interleaved"):
-                if key not in obj:
-                    raise ValueError(f"{where}: missing key {key!r}")
-                if not isinstance(obj[key], str):
-                    raise ValueError(f"{where}: {key!r} must be a string")
-            try:
-                yield parse_interleaved(obj["interleaved"], obj["file_id"], num_units)
-            except ValueError as e:
-                raise ValueError(f"{where} ({obj['file_id']}): {e}") from None
+    for lineno, line in iter_utf8_lines(path):
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        for key in ("file_id", "interleaved"):
+            if key not in obj:
+                raise ValueError(f"{where}: missing key {key!r}")
+            if not isinstance(obj[key], str):
+                raise ValueError(f"{where}: {key!r} must be a string")
+        try:
+            yield parse_interleaved(obj["interleaved"], obj["file_id"], num_units)
+        except ValueError as e:
+            raise ValueError(f"{where} ({obj['file_id']}): {e}") from None
 
 
 def read_aligned_jsonl(

@@ -145,6 +145,22 @@ def _train_bpe(sentences: list[str], model_path: str | Path, vocab_size: int, **
     return model_path
 
 
+def _processor(proto: bytes, path: Path | None, what: str) -> spm.SentencePieceProcessor:
+    """A SentencePiece processor, or an error naming the file when it holds no valid model
+    (instead of sentencepiece's internal parse error)."""
+    try:
+        if not proto:
+            raise RuntimeError("the file is empty")
+        return spm.SentencePieceProcessor(model_proto=proto)
+    except RuntimeError as e:
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else "unparsable"
+        raise ValueError(
+            f"{path} is not a SentencePiece model ({len(proto)} bytes; {detail}): the {what} "
+            "must be a .model file written by sentencepiece (this kit trains it when it builds "
+            "a corpus)"
+        ) from None
+
+
 class TokenSpace:
     """The shared vocabulary: encodes and decodes documents of text and speech spans."""
 
@@ -170,7 +186,7 @@ class TokenSpace:
 
     def _load(self, proto: bytes, unit_proto: bytes | None = None) -> None:
         self._proto = proto
-        self._sp = spm.SentencePieceProcessor(model_proto=proto)
+        self._sp = _processor(proto, self.model_path, "text tokenizer")
         self.text_vocab_size = self._sp.get_piece_size()
         self._escape = [self._sp.piece_to_id(f"<0x{b:02X}>") for b in _WORD_BOUNDARY.encode()]
         if any(self._sp.is_unknown(i) for i in self._escape):
@@ -184,7 +200,7 @@ class TokenSpace:
             self._piece_units: list[tuple[int, ...]] = []
             self._frames = np.ones(self.num_units, dtype=np.int64)
             return
-        self._unit_sp = spm.SentencePieceProcessor(model_proto=unit_proto)
+        self._unit_sp = _processor(unit_proto, self.unit_bpe_path, "unit BPE")
         self.num_speech_tokens = self._unit_sp.get_piece_size()
         self._piece_units = []
         for i in range(self.num_speech_tokens):

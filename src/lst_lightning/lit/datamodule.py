@@ -14,7 +14,7 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader
 
-from ..data.corpora.build import build_generated_corpus, corpus_is_complete
+from ..data.corpora.build import build_generated_corpus
 from ..data.corpora.synthetic import CORPUS_FILES
 from ..data.options import (
     CorpusOptions,
@@ -25,9 +25,9 @@ from ..data.options import (
     coerce,
     grouped_hparams,
 )
-from ..data.records import read_aligned_jsonl
+from ..data.records import SILENCE, read_aligned_jsonl
 from ..data.stream.batch import PackedBatch
-from ..data.stream.dataset import PackedDocumentDataset, load_corpus
+from ..data.stream.dataset import Corpus, PackedDocumentDataset, load_corpus
 from ..data.stream.packing import collate
 from ..data.stream.patching import PatchingSchedule
 from ..data.vocab import TokenSpace, train_unit_bpe
@@ -105,8 +105,11 @@ class SpeechTextDataModule(L.LightningDataModule):
     """Packed batches of interleaved, speech-only and text-only documents.
 
     The corpus folder holds ``train.jsonl`` / ``valid.jsonl`` (aligned units), ``text_train.txt`` /
-    ``text_valid.txt`` and ``tokenizer.model``. When it is missing, the generated corpus is built
-    there on construction (a few seconds), so that :attr:`vocab_size` is known before ``setup``.
+    ``text_valid.txt`` and ``tokenizer.model``. When it does not exist, the corpus that
+    ``corpus.build`` names is built there on construction (``auto``: only for the default
+    folders), so that :attr:`vocab_size` is known before ``setup``. Each split is checked when it
+    is read: an empty file the mixture needs, duplicate ``file_id`` s and a corpus without any
+    speech are errors that name the file.
 
     The six systems of the paper's main table are data-side choices: Base SpeechLLM
     (``packing.mode=tokens``), BPE SpeechLLM (``packing.mode=tokens``,
@@ -194,20 +197,38 @@ class SpeechTextDataModule(L.LightningDataModule):
         return self.patching.size if is_lst and self.packing.mode != "tokens" else None
 
     def prepare_data(self) -> None:
-        """Build the corpus ``data.build`` names if ``data_dir`` holds none (atomic, safe to race)."""
-        if corpus_is_complete(self.data_dir):
+        """Build the corpus ``data.corpus.build`` names if ``data_dir`` does not exist (atomic;
+        processes that race wait for the first one's build)."""
+        missing = [name for name in CORPUS_FILES if not (self.data_dir / name).is_file()]
+        if not missing:
             return
-        build = self.corpus.build
+        if self.data_dir.is_dir() and any(self.data_dir.iterdir()):
+            raise FileNotFoundError(
+                f"data.corpus.data_dir={self.data_dir} is not a complete corpus: it lacks "
+                f"{', '.join(missing)} (a corpus needs {', '.join(CORPUS_FILES)}; nothing else "
+                "is required)"
+            )
+        build = self.corpus.resolved_build()
         if build == "embedded":
             from ..data.corpora.embedded import EmbeddedConfig, build_embedded_corpus
 
-            build_embedded_corpus(self.data_dir, EmbeddedConfig(num_units=self.num_units))
+            print(f"building the embedded corpus in {self.data_dir} (data.corpus.build)")
+            build_embedded_corpus(
+                self.data_dir, EmbeddedConfig(num_units=self.num_units), wait_for_lock=True
+            )
         elif build == "generated":
-            build_generated_corpus(self.data_dir, num_units=self.num_units)
+            print(f"building the generated corpus in {self.data_dir} (data.corpus.build)")
+            build_generated_corpus(self.data_dir, num_units=self.num_units, wait_for_lock=True)
         else:
+            why = (
+                "data.corpus.build is 'none'"
+                if self.corpus.build == "none"
+                else "data.corpus.build 'auto' builds only data/embedded and data/generated"
+            )
             raise FileNotFoundError(
-                f"data.data_dir={self.data_dir} holds no complete corpus (it needs "
-                f"{', '.join(CORPUS_FILES)}) and data.corpus.build is 'none'"
+                f"data.corpus.data_dir={self.data_dir} does not exist (or is empty) and {why}: "
+                "check the path, or ask for a build there with --data.corpus.build embedded "
+                "(or generated)"
             )
 
     @property
@@ -278,10 +299,54 @@ class SpeechTextDataModule(L.LightningDataModule):
         """Text BPE + 8 specials + ``num_units``: the model's embedding and softmax size."""
         return self.token_space.vocab_size
 
+    def load_split(self, split: str) -> Corpus:
+        """Read one split and check that it can give the documents the mixture asks for."""
+        corpus = load_corpus(self.data_dir, split, self.num_units)
+        jsonl, text = self.data_dir / f"{split}.jsonl", self.data_dir / f"text_{split}.txt"
+        speech = self.mixture.interleaved + self.mixture.speech_only
+        if speech > 0 and not corpus.utterances:
+            raise ValueError(
+                f"{jsonl} holds no utterances, but data.mixture asks for speech documents "
+                f"(interleaved={self.mixture.interleaved:g}, speech_only="
+                f"{self.mixture.speech_only:g}): fill it, or train on text only with "
+                "data.mixture.interleaved=0"
+            )
+        if speech < 1 - 1e-9 and not corpus.texts:
+            raise ValueError(
+                f"{text} holds no documents, but data.mixture asks for text-only documents "
+                f"(1 - interleaved - speech_only = {1 - speech:g}): fill it, or set the mixture's "
+                "fractions to sum to 1"
+            )
+        counts: dict[str, int] = {}
+        for u in corpus.utterances:
+            counts[u.file_id] = counts.get(u.file_id, 0) + 1
+        duplicates = {fid: n for fid, n in counts.items() if n > 1}
+        if duplicates:
+            shown = ", ".join(f"{fid!r} x{n}" for fid, n in list(duplicates.items())[:5])
+            raise ValueError(
+                f"{jsonl}: {len(duplicates)} file_ids occur more than once ({shown}"
+                f"{', ...' if len(duplicates) > 5 else ''}): every utterance must be unique, or "
+                "it is trained on more than once"
+            )
+        if speech > 0 and not any(w.units for u in corpus.utterances for w in u.spoken_words):
+            empty = sum(1 for u in corpus.utterances if u.num_frames == 0)
+            silent = sum(1 for u in corpus.utterances if u.num_frames and not u.spoken_words)
+            problem = (
+                f"{jsonl}: none of its {len(corpus.utterances)} utterances has a unit frame on "
+                f"a spoken word ({empty} have no units at all, {silent} only {SILENCE}, the rest "
+                "none on their words): training would see no speech"
+            )
+            if not self.corpus.allow_no_speech:
+                raise ValueError(
+                    f"{problem}; fix the corpus, or set data.corpus.allow_no_speech=true"
+                )
+            print(f"warning: {problem} (data.corpus.allow_no_speech is set)")
+        return corpus
+
     def _dataset(self, split: str, seed: int) -> PackedDocumentDataset:
         training = split == "train"
         return PackedDocumentDataset(
-            load_corpus(self.data_dir, split, self.num_units),
+            self.load_split(split),
             self.token_space,
             interleaved_fraction=self.mixture.interleaved,
             speech_only_fraction=self.mixture.speech_only,

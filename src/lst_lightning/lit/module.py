@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import lightning as L
 import torch
@@ -181,7 +182,14 @@ class SpeechTextLM(L.LightningModule):
         self.flops_seen = float(checkpoint.get("flops_seen", 0.0))
 
     def configure_optimizers(self):
-        total = int(self.trainer.estimated_stepping_batches)
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total) or total < 1:
+            raise ValueError(
+                f"trainer.max_steps={self.trainer.max_steps} gives the run {total} optimiser "
+                "steps: the learning-rate schedule needs a finite run length, so set "
+                "trainer.max_steps to a positive number of steps"
+            )
+        total = int(total)
         optimizer, schedule = build_optimizer(self.net, self.optim_config, total)
         return {
             "optimizer": optimizer,

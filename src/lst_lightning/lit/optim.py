@@ -25,8 +25,23 @@ class OptimConfig:
     """Floor of the cosine, as a fraction of ``lr``. Paper: 0.01."""
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"invalid optimiser settings: {self}")
+        problems = []
+        if not self.lr > 0:
+            problems.append(f"model.optim.lr must be > 0, got {self.lr}")
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int):
+            problems.append(
+                f"model.optim.warmup_steps must be an integer, got {self.warmup_steps!r}"
+            )
+        elif self.warmup_steps < 0:
+            problems.append(f"model.optim.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            problems.append(f"model.optim.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if not self.weight_decay >= 0:
+            problems.append(f"model.optim.weight_decay must be >= 0, got {self.weight_decay}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            problems.append(f"model.optim.betas must be two numbers in [0, 1), got {self.betas}")
+        if problems:
+            raise ValueError("; ".join(problems))
 
 
 def lr_multiplier(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:

@@ -30,6 +30,14 @@ class TransformerConfig:
     """RMSNorm epsilon."""
 
     def __post_init__(self) -> None:
+        for name in ("n_layers", "d_model", "n_heads"):
+            _positive_int(name, getattr(self, name))
+        if self.ffn_hidden is not None:
+            _positive_int("ffn_hidden", self.ffn_hidden)
+        if not self.rope_theta > 0:
+            raise ValueError(f"rope_theta must be > 0, got {self.rope_theta}")
+        if not self.norm_eps > 0:
+            raise ValueError(f"norm_eps must be > 0, got {self.norm_eps}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if (self.d_model // self.n_heads) % 2:
@@ -79,8 +87,10 @@ class LSTConfig:
                 f"encoder.d_model={self.encoder.d_model} must equal decoder.d_model="
                 f"{self.decoder.d_model}: the decoder starts from the encoder's token states"
             )
-        if self.queries_per_patch < 1:
-            raise ValueError("queries_per_patch must be >= 1")
+        _positive_int("vocab_size", self.vocab_size)
+        _positive_int("queries_per_patch", self.queries_per_patch)
+        if not self.init_std > 0:
+            raise ValueError(f"init_std must be > 0, got {self.init_std}")
 
 
 @dataclass
@@ -95,6 +105,17 @@ class BaselineConfig:
     """The decoder. Compare with LST at the same global size (paper 1B: 25 x 2048... see DESIGN 5)."""
     init_std: float = 0.02
     """Standard deviation of the normal weight initialisation."""
+
+    def __post_init__(self) -> None:
+        _positive_int("vocab_size", self.vocab_size)
+        if not self.init_std > 0:
+            raise ValueError(f"init_std must be > 0, got {self.init_std}")
+
+
+def _positive_int(name: str, value: object) -> None:
+    """An error naming the field when ``value`` is not an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
 def lst_preset(name: str) -> LSTConfig:

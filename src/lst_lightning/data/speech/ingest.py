@@ -14,7 +14,8 @@ Sources:
 
 Each record becomes ``{"file_id", "audio": {"bytes": 16-bit WAV at 16 kHz, "path": None},
 "text": normalised words joined by spaces, "num_samples"}``. A bad record (unreadable or empty
-audio, missing file or transcript, empty transcript, sample-rate mismatch, duplicate id) raises a
+audio, missing file or transcript, a transcript that is not UTF-8, empty transcript, sample-rate
+mismatch, duplicate id) raises a
 :class:`~lst_lightning.data.speech.audio.RecordError`, which an :class:`ErrorPolicy` either re-raises
 (``stop``) or counts (``skip``).
 """
@@ -90,6 +91,17 @@ class SourceRecord:
     """A path, encoded bytes, or ``{"array", "sampling_rate"}``; ``None`` when the file is missing."""
     text: str | None
     """The transcript as given; ``None`` when it is missing."""
+    problem: RecordError | None = None
+    """Why the record is bad before decoding (a transcript that is not UTF-8): raised by
+    :func:`decode_record`, so the error policy stops on it or skips and counts it."""
+
+
+def _undecodable(file_id: str, path: Path, raw: bytes, error: UnicodeDecodeError) -> RecordError:
+    return RecordError(
+        file_id,
+        "transcript not UTF-8",
+        f"{path}: byte 0x{raw[error.start]:02x} at position {error.start}",
+    )
 
 
 def iter_folder(folder: str | Path) -> Iterator[SourceRecord]:
@@ -98,13 +110,20 @@ def iter_folder(folder: str | Path) -> Iterator[SourceRecord]:
     if not root.is_dir():
         raise FileNotFoundError(f"audio folder {root} does not exist")
     files = sorted(p for p in root.rglob("*") if p.is_file())
-    trans: dict[Path, str] = {}
+    trans: dict[Path, str | RecordError] = {}
     for p in files:
         if p.name.endswith(".trans.txt"):
-            for line in p.read_text(encoding="utf-8").splitlines():
-                key, _, text = line.strip().partition(" ")
-                if key:
-                    trans[p.parent / key] = text
+            for lineno, raw in enumerate(p.read_bytes().splitlines(), start=1):
+                key_bytes, _, text_bytes = raw.strip().partition(b" ")
+                if not key_bytes:
+                    continue
+                key = key_bytes.decode("utf-8", errors="replace")
+                try:
+                    trans[p.parent / key] = text_bytes.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    file_id = (p.parent / key).relative_to(root).as_posix()
+                    where = Path(f"{p}:{lineno}")
+                    trans[p.parent / key] = _undecodable(file_id, where, text_bytes, e)
     audio = {p.with_suffix(""): p for p in files if p.suffix.lower() in AUDIO_EXTENSIONS}
     sidecars = {
         p.with_suffix(""): p
@@ -113,12 +132,19 @@ def iter_folder(folder: str | Path) -> Iterator[SourceRecord]:
     }
     for stem in sorted(set(audio) | set(sidecars)):
         file_id = stem.relative_to(root).as_posix()
-        text = None
+        text: str | RecordError | None = None
         if stem in sidecars:
-            text = sidecars[stem].read_text(encoding="utf-8")
+            raw = sidecars[stem].read_bytes()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                text = _undecodable(file_id, sidecars[stem], raw, e)
         elif stem in trans:
             text = trans[stem]
-        yield SourceRecord(file_id, audio.get(stem), text)
+        if isinstance(text, RecordError):
+            yield SourceRecord(file_id, audio.get(stem), None, problem=text)
+        else:
+            yield SourceRecord(file_id, audio.get(stem), text)
 
 
 def open_hf_dataset(source: str | Path, split: str = "train", config: str | None = None) -> Any:
@@ -172,6 +198,8 @@ def iter_hf(
 
 def decode_record(record: SourceRecord, expected_rate: int | None = None) -> dict[str, Any]:
     """Decode, resample and normalise one record into an ingest row; raises :class:`RecordError`."""
+    if record.problem is not None:
+        raise record.problem
     if record.audio is None:
         raise RecordError(
             record.file_id, "missing audio file", "a transcript has no audio beside it"

@@ -25,7 +25,12 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from lst_lightning.data.records import DEFAULT_NUM_UNITS, AlignedUtterance, read_aligned_jsonl
+from lst_lightning.data.records import (
+    DEFAULT_NUM_UNITS,
+    AlignedUtterance,
+    iter_utf8_lines,
+    read_aligned_jsonl,
+)
 from lst_lightning.data.stream.documents import (
     EncodedDocument,
     interleaved_document,
@@ -55,12 +60,11 @@ def read_text_documents(path: str | Path) -> list[str]:
     """One document a line; an empty line is an error (it would be an empty document)."""
     path = Path(path)
     docs = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            doc = line.rstrip("\n")
-            if not doc.strip():
-                raise ValueError(f"{path}:{lineno}: empty text document")
-            docs.append(doc)
+    for lineno, line in iter_utf8_lines(path):  # undecodable bytes: an error naming file:line
+        doc = line.rstrip("\r\n")
+        if not doc.strip():
+            raise ValueError(f"{path}:{lineno}: empty text document")
+        docs.append(doc)
     return docs
 
 
