@@ -41,7 +41,7 @@ def test_batches_are_valid(data_dir, packing, make_datamodule):
 def test_builds_the_generated_corpus_when_missing(tmp_path, monkeypatch):
     calls = []
 
-    def small_build(out, num_units):
+    def small_build(out, num_units, **kwargs):
         calls.append(out)
         return build_generated_corpus(out, num_utterances=20, num_text_docs=40, num_units=num_units)
 
@@ -55,7 +55,7 @@ def test_builds_the_generated_corpus_when_missing(tmp_path, monkeypatch):
 
 def test_missing_corpus_without_a_build_is_a_clear_error(tmp_path):
     with pytest.raises(
-        FileNotFoundError, match=r"data.data_dir=.*nothing.*holds no complete corpus"
+        FileNotFoundError, match=r"data.corpus.data_dir=.*nothing does not exist.*build is .none."
     ):
         SpeechTextDataModule(corpus={"data_dir": str(tmp_path / "nothing"), "build": "none"})
 

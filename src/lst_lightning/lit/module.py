@@ -149,7 +149,12 @@ class SpeechTextLM(L.LightningModule):
         return losses["loss"]
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Stop before a non-finite gradient reaches the weights (and so any checkpoint)."""
+        """Stop before a non-finite gradient reaches the weights (and so any checkpoint).
+
+        Not under fp16 loss scaling, where an overflowing step is expected: its scaler skips it.
+        """
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            return
         grads = [(n, p.grad) for n, p in self.named_parameters() if p.grad is not None]
         if not grads:
             return
