@@ -87,7 +87,6 @@ class LSTConfig:
                 f"encoder.d_model={self.encoder.d_model} must equal decoder.d_model="
                 f"{self.decoder.d_model}: the decoder starts from the encoder's token states"
             )
-        _positive_int("vocab_size", self.vocab_size)
         _positive_int("queries_per_patch", self.queries_per_patch)
         if not self.init_std > 0:
             raise ValueError(f"init_std must be > 0, got {self.init_std}")
@@ -107,7 +106,6 @@ class BaselineConfig:
     """Standard deviation of the normal weight initialisation."""
 
     def __post_init__(self) -> None:
-        _positive_int("vocab_size", self.vocab_size)
         if not self.init_std > 0:
             raise ValueError(f"init_std must be > 0, got {self.init_std}")
 
