@@ -13,7 +13,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from lst_lightning.data.corpora.synthetic import CORPUS_FILES, generate_corpus
 from lst_lightning.data.records import DEFAULT_NUM_UNITS
@@ -82,6 +84,25 @@ def format_stats(stats: dict) -> str:
     return "\n".join(lines)
 
 
+def report_build(
+    out: str | Path,
+    existed: bool,
+    build: Callable[[], dict[str, Any]],
+    describe: Callable[[dict[str, Any]], str],
+) -> dict[str, Any]:
+    """Run a corpus builder for a command line: time it, say whether ``out`` was built or was
+    already there (``existed``, decided by the caller's own completeness rule), print the stats
+    table ``describe`` makes, and return the stats. Both corpus builders' ``main`` use it."""
+    started = time.perf_counter()
+    stats = build()
+    if existed:
+        print(f"{out} already exists")
+    else:
+        print(f"built {out} in {time.perf_counter() - started:.1f} s")
+    print(describe(stats))
+    return stats
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="data/generated", help="corpus folder")
@@ -91,9 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even if the corpus exists")
     args = parser.parse_args(argv)
     existed = corpus_is_complete(args.out) and not args.force
-    start = time.perf_counter()
-    stats = build_generated_corpus(
-        args.out, args.seed, args.utterances, args.text_docs, force=args.force
+    stats = report_build(
+        args.out,
+        existed,
+        lambda: build_generated_corpus(
+            args.out, args.seed, args.utterances, args.text_docs, force=args.force
+        ),
+        format_stats,
     )
     if existed:
         sizes = {
@@ -104,10 +129,6 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{args.out} exists with other settings; pass --force to rebuild", file=sys.stderr
             )
-        print(f"{args.out} already exists")
-    else:
-        print(f"built {args.out} in {time.perf_counter() - start:.1f} s")
-    print(format_stats(stats))
     return 0
 
 

@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from lst_lightning.data.corpora.build import report_build
 from lst_lightning.data.corpora.synthetic import CORPUS_FILES, FRAME_RATE_HZ, split_stats
 from lst_lightning.data.corpora.textsource import (
     BOOKS,
@@ -640,19 +641,18 @@ def main(argv: list[str] | None = None) -> int:
         text_file=args.text_file,
     )
     existed = corpus_is_complete(args.out) and not args.force
-    started = time.perf_counter()
     try:
-        stats = build_embedded_corpus(
-            args.out, config, args.workers, args.on_error, args.force, args.keep_work
+        report_build(
+            args.out,
+            existed,
+            lambda: build_embedded_corpus(
+                args.out, config, args.workers, args.on_error, args.force, args.keep_work
+            ),
+            format_stats,
         )
     except (FileExistsError, TextSourceError, EspeakMissing, RecordError, ValueError) as e:
         print(f"embedded corpus: {e}", file=sys.stderr)
         return 1
-    if existed:
-        print(f"{args.out} already exists")
-    else:
-        print(f"built {args.out} in {time.perf_counter() - started:.1f} s")
-    print(format_stats(stats))
     return 0
 
 
