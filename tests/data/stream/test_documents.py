@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lst_lightning.data.records import AlignedUtterance, AlignedWord, read_aligned_jsonl
+from lst_lightning.data.records import AlignedUtterance, AlignedWord
 from lst_lightning.data.stream.documents import (
     EncodedDocument,
     interleaved_document,
@@ -139,7 +139,9 @@ def check_silences(utt: AlignedUtterance, plan) -> int:
         gap_before = [u for w in words[before:first] for u in w.units]
         gap_after = [u for w in words[last + 1 : after] for u in w.units]
         want_lead = gap_before if before == 0 else gap_before[len(gap_before) // 2 :]
-        want_trail = gap_after if after == len(words) else gap_after[: -(len(gap_after) // 2) or None]
+        want_trail = (
+            gap_after if after == len(words) else gap_after[: -(len(gap_after) // 2) or None]
+        )
         halved += (before > 0 and len(gap_before) > 1) + (after < len(words) and len(gap_after) > 1)
         frames = [u for w in span.words for u in w.units]
         inside = [u for w in words[first : last + 1] for u in w.units]
