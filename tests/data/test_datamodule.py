@@ -186,6 +186,9 @@ def test_bpe_speechllm_data(data_dir, make_datamodule):
         frames += int(batch.speech_frames.sum())
         tokens += int(dm.token_space.is_unit(batch.tokens).sum())
     assert 0 < tokens < frames  # each speech token stands for more than one unit frame on average
+    # the mixture is counted in units, so the unit-BPE baseline trains on the same documents
+    units.setup("fit")
+    assert dm._train.epoch_plan() == units._train.epoch_plan()
     with pytest.raises(ValueError, match="needs one token per unit frame"):
         make_datamodule(data_dir, corpus=bpe, patching={"strategy": "aligned"}).setup("fit")
 

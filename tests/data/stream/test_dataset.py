@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
+from lst_lightning.data.corpora.build import corpus_is_complete
 from lst_lightning.data.stream.batch import PAD_DOC
 from lst_lightning.data.stream.dataset import (
     INTERLEAVED,
@@ -17,6 +19,7 @@ from lst_lightning.data.stream.dataset import (
     select_mixture,
 )
 from lst_lightning.data.stream.packing import collate
+from lst_lightning.data.vocab import TokenSpace
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +174,20 @@ def test_bad_text_document_file(tmp_path):
     path.write_text("one\n\nthree\n")
     with pytest.raises(ValueError, match=f"{path}:2: empty text document"):
         read_text_documents(path)
+
+
+EMBEDDED = Path(__file__).resolve().parents[3] / "data" / "embedded"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("packing", ["patches", "tokens"])
+def test_default_mixture_on_the_embedded_corpus_is_a_third_of_the_tokens(packing):
+    """The paper's mixture (4.3, Tab. 13): 1/3 of one epoch's baseline units interleaved."""
+    if not corpus_is_complete(EMBEDDED):
+        pytest.skip(f"the embedded corpus is not built at {EMBEDDED} (make data)")
+    corpus = load_corpus(EMBEDDED, "train")
+    space = TokenSpace(EMBEDDED / "tokenizer.model")
+    ds = PackedDocumentDataset(corpus, space, packing=packing, max_tokens=768, max_patches=256)
+    interleaved, speech, text = epoch_shares(ds)
+    assert interleaved == pytest.approx(1 / 3, abs=0.02)
+    assert speech == 0 and text == pytest.approx(2 / 3, abs=0.02)
