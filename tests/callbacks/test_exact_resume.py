@@ -92,7 +92,10 @@ def fit(
             CurriculumCallback(),
             recorder,
             L.pytorch.callbacks.ModelCheckpoint(
-                dirpath=out / "ckpt", every_n_train_steps=RESUME_AT, save_top_k=-1, filename="{step}"
+                dirpath=out / "ckpt",
+                every_n_train_steps=RESUME_AT,
+                save_top_k=-1,
+                filename="{step}",
             ),
         ],
         enable_progress_bar=False,
@@ -131,7 +134,8 @@ def check_resume_is_exact(corpus: Path, tmp_path: Path, strategy, num_workers, a
     compared = sum(v != "" for r in log for v in r.values())
     assert compared > 10 * len(log)
     assert not differ, differ[:5]
-    assert {"train/tokens_seen", "patching/aligned_prob", "mixture/interleaved_token_share"} <= set(log[0])
+    wanted = {"train/tokens_seen", "patching/aligned_prob", "mixture/interleaved_token_share"}
+    assert wanted <= set(log[0])
     assert len({r[2] for r in full_rows}) > STEPS // 2  # the loss moves: the model trains
     return full_rows
 
