@@ -243,3 +243,21 @@ def test_training_stream_is_endless_and_resumes_mid_epoch_exactly(
     assert [resumed.by_step[s] for s in range(5, steps)] == [
         full.by_step[s] for s in range(5, steps)
     ]
+
+
+def test_loader_state_places_the_pass_in_the_run(data_dir, make_datamodule):
+    """The checkpointed stream position sets the dataset's pass and first batch before workers
+    start; a checkpoint written before the position was saved is placed by the global step."""
+    dm = make_datamodule(data_dir)
+    dm.setup("fit")
+    loader = module.EpochDataLoader(dm._train, lambda: 7, batch_size=4, collate_fn=collate)
+    loader.load_state_dict({"epoch": 1, "batches": 2, "first_batch": 17})
+    next(iter(loader))
+    assert (dm._train.epoch, dm._train.first_batch) == (1, 17)
+    old = module.EpochDataLoader(
+        dm._train, lambda: 7, accumulate=2, batch_size=4, collate_fn=collate
+    )
+    old.load_state_dict({"epoch": 0, "batches": 3})
+    next(iter(old))
+    assert (dm._train.epoch, dm._train.first_batch, dm._train.accumulate) == (0, 11, 2)
+    assert dm._train.step_of_row(8, worker=1, num_workers=2) == (11 + 2 * 2 + 1) // 2
