@@ -54,7 +54,8 @@ MIXTURES = {
     "speech-heavy": {"interleaved": 0.0, "speech_only": 1.0},
     "text-heavy": {"interleaved": 1 / 3, "speech_only": 0.0},
 }
-"""speech-heavy: speech-only documents; text-heavy: the paper's mixture (1/3 interleaved)."""
+"""speech-heavy: speech-only documents; text-heavy: the paper's mixture (1/3 of the tokens interleaved,
+2/3 text-only; shares of tokens since the mixture options count tokens, not documents)."""
 
 
 def network(kind: str, vocab_size: int, scale: int = 1):

@@ -1,8 +1,10 @@
-"""The curriculum callback drives the patching of documents built in worker processes, continues
-after a resume, and logs the patching statistics."""
+"""Every training batch is patched for its own step (with workers, gradient accumulation and DDP,
+with or without the callback), a resume continues the schedule exactly, and the callback logs the
+patching and mixture statistics."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightning as L
@@ -15,9 +17,6 @@ from lst_lightning.lit.datamodule import SpeechTextDataModule
 
 SWITCH = 6
 """Curriculum with start == end == SWITCH: every document aligned before it, static from it on."""
-LAG = 8
-"""Batches built before the switch that may still arrive after it (2 workers x prefetch 2, plus a
-row being filled)."""
 
 
 class Recorder(L.LightningModule):
@@ -44,6 +43,8 @@ class Recorder(L.LightningModule):
 
 
 def datamodule(corpus: Path, num_workers: int, **patching) -> SpeechTextDataModule:
+    """Interleaved documents only, tiny rows: a few documents per batch, 240 utterances keep a
+    short fit inside one pass."""
     return SpeechTextDataModule(
         corpus={"data_dir": str(corpus)},
         mixture={"interleaved": 1.0},
@@ -67,39 +68,64 @@ def trainer(max_steps: int, callbacks: list, **kwargs) -> L.Trainer:
     )
 
 
-def test_workers_follow_the_published_step(speech_corpus: Path) -> None:
-    results = {}
-    for name, callbacks in (("callback", [CurriculumCallback()]), ("none", [])):
+def check_switch(seen: list[tuple[int, int, int, int]]) -> None:
+    """Every speech document of a batch trained before SWITCH is aligned, from SWITCH on static."""
+    assert {epoch for _, epoch, _, _ in seen} == {0}, "the run must stay in one pass"
+    before = [(a, s) for step, _, a, s in seen if step < SWITCH]
+    after = [(a, s) for step, _, a, s in seen if step >= SWITCH]
+    assert sum(s for _, s in before) > 0 and sum(s for _, s in after) > 0
+    assert all(a == s for a, s in before), before
+    assert all(a == 0 for a, _ in after), after
+
+
+@pytest.mark.parametrize("num_workers,accumulate", [(0, 1), (2, 1), (2, 2)])
+def test_every_batch_is_patched_for_its_step(speech_corpus: Path, num_workers, accumulate) -> None:
+    for callbacks in ([CurriculumCallback()], []):  # the data needs no callback
         model = Recorder()
-        trainer(SWITCH + LAG + 8, callbacks).fit(model, datamodule=datamodule(speech_corpus, 2))
-        assert {epoch for _, epoch, _, _ in model.seen} == {0}, "the run must stay in one epoch"
-        results[name] = model.seen
-    for seen in results.values():  # probability 1 before the switch: every speech doc aligned
-        before = [(a, s) for step, _, a, s in seen if step < SWITCH]
-        assert before and all(a == s for a, s in before) and sum(s for _, s in before) > 0
-    after = [(a, s) for step, _, a, s in results["callback"] if step >= SWITCH + LAG]
-    assert sum(s for _, s in after) > 0 and all(a == 0 for a, _ in after)
-    # Without the callback the workers never learn that the step moved.
-    stale = [(a, s) for step, _, a, s in results["none"] if step >= SWITCH + LAG]
-    assert all(a == s for a, s in stale) and sum(s for _, s in stale) > 0
+        fit = trainer(SWITCH + 8, callbacks, accumulate_grad_batches=accumulate)
+        fit.fit(model, datamodule=datamodule(speech_corpus, num_workers))
+        check_switch(model.seen)
+        steps = [step for step, *_ in model.seen]
+        assert steps == [b // accumulate for b in range((SWITCH + 8) * accumulate)]
+
+
+class RankDump(L.Callback):
+    """Writes each rank's recorded batches to ``<rank>.json`` (ddp_fork trains in child processes)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        (self.out / f"{trainer.global_rank}.json").write_text(json.dumps(pl_module.seen))
+
+
+def test_every_rank_patches_for_the_step_under_ddp(speech_corpus: Path, tmp_path: Path) -> None:
+    callbacks = [CurriculumCallback(), RankDump(tmp_path)]
+    fit = trainer(SWITCH + 6, callbacks, strategy="ddp_fork", devices=2)
+    fit.fit(Recorder(), datamodule=datamodule(speech_corpus, 0))
+    seen = [json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1)]
+    for rank_seen in seen:
+        check_switch([tuple(x) for x in rank_seen])
+    # the ranks trained on different documents (sharded), at the same steps
+    assert [x[0] for x in seen[0]] == [x[0] for x in seen[1]] == list(range(SWITCH + 6))
+    assert seen[0] != seen[1]
 
 
 def test_resume_continues_the_schedule(speech_corpus: Path, tmp_path: Path) -> None:
-    first = trainer(SWITCH, [CurriculumCallback()])
-    model = Recorder()
-    first.fit(model, datamodule=datamodule(speech_corpus, 2))
-    assert all(a == s for _, _, a, s in model.seen)
-    ckpt = tmp_path / "at_switch.ckpt"
-    first.save_checkpoint(ckpt)
-
+    every = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=tmp_path, every_n_train_steps=SWITCH - 2, save_top_k=-1, filename="{step}"
+    )
+    full = Recorder()
+    run = trainer(SWITCH + 5, [CurriculumCallback(), every], enable_checkpointing=True)
+    run.fit(full, datamodule=datamodule(speech_corpus, 2))
     resumed = Recorder()
     second = trainer(SWITCH + 5, [CurriculumCallback()])
+    ckpt = tmp_path / f"step={SWITCH - 2}.ckpt"
     second.fit(resumed, datamodule=datamodule(speech_corpus, 2), ckpt_path=ckpt)
     steps = [step for step, _, _, _ in resumed.seen]
-    assert steps == list(range(SWITCH, SWITCH + 5))
-    # From the first resumed batch on, documents are patched for step >= SWITCH: all static.
-    assert sum(s for *_, s in resumed.seen) > 0
-    assert all(a == 0 for _, _, a, _ in resumed.seen)
+    assert steps == list(range(SWITCH - 2, SWITCH + 5))
+    assert resumed.seen == full.seen[SWITCH - 2 :]  # the same documents, patched the same way
+    check_switch(full.seen)
 
 
 def test_logs_patching_statistics(speech_corpus: Path, tmp_path: Path) -> None:
@@ -130,6 +156,31 @@ def test_logs_patching_statistics(speech_corpus: Path, tmp_path: Path) -> None:
         float(r["patching/aligned_fraction"]) for r in table if r["patching/aligned_fraction"]
     ]
     assert fractions[0] == 1.0 and fractions[-1] == 0.0
+    shares = [
+        float(r["mixture/interleaved_token_share"])
+        for r in table
+        if r.get("mixture/interleaved_token_share")
+    ]
+    assert shares == [1.0] * 8  # this datamodule's mixture is all interleaved
+    assert all(
+        float(r["mixture/text_token_share"]) == 0.0
+        for r in table
+        if r.get("mixture/text_token_share")
+    )
+
+
+def test_mixture_shares_are_cumulative_and_checkpointed() -> None:
+    cb = CurriculumCallback()
+    assert cb.mixture_shares([0, 0, 0]) == {}
+    assert cb.mixture_shares([1, 1, 2]) == {
+        "interleaved_token_share": 0.25,
+        "speech_only_token_share": 0.25,
+        "text_token_share": 0.5,
+    }
+    cb.mixture_units = [3, 0, 6]
+    again = CurriculumCallback()
+    again.load_state_dict(cb.state_dict())
+    assert again.mixture_units == [3, 0, 6]
 
 
 def test_ratios_of_counts() -> None:
@@ -157,5 +208,5 @@ def test_needs_a_publishing_datamodule() -> None:
     class FakeTrainer:
         datamodule = Plain()
 
-    with pytest.raises(TypeError, match="publish_step"):
+    with pytest.raises(TypeError, match="aligned_probability"):
         CurriculumCallback()._datamodule(FakeTrainer())

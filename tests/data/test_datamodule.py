@@ -119,16 +119,19 @@ def test_every_patching_strategy_gives_valid_batches(data_dir, patching, make_da
         data_dir,
         max_tokens=96,
         mixture={"interleaved": 1.0},
-        patching={"strategy": patching, "start": 0, "end": 10},
+        patching={"strategy": patching, "start": 5, "end": 10},
     )
     dm.setup("fit")
-    train = next(iter(dm.train_dataloader()))
-    train.validate()
-    expect_aligned = patching != "static"  # step 0: curriculum probability 1, mixed draws
+    batches = list(itertools.islice(dm.train_dataloader(), 4))  # steps 0-3
+    for train in batches:
+        train.validate()
+    aligned = torch.cat([b.aligned_docs for b in batches])
+    speech = torch.cat([b.speech_docs for b in batches])
+    expect_aligned = patching != "static"  # steps < 5: curriculum probability 1; mixed draws
     if patching == "mixed":
-        assert 0 < train.aligned_docs.sum() < train.speech_docs.sum()
+        assert 0 < aligned.sum() < speech.sum()
     else:
-        assert torch.equal(train.aligned_docs, train.speech_docs * expect_aligned)
+        assert torch.equal(aligned, speech * expect_aligned)
     for batch in dm.val_dataloader():  # validation is always static
         assert batch.aligned_docs.sum() == 0 and batch.patch_lengths.max() <= 4
 
@@ -183,6 +186,9 @@ def test_bpe_speechllm_data(data_dir, make_datamodule):
         frames += int(batch.speech_frames.sum())
         tokens += int(dm.token_space.is_unit(batch.tokens).sum())
     assert 0 < tokens < frames  # each speech token stands for more than one unit frame on average
+    # the mixture is counted in units, so the unit-BPE baseline trains on the same documents
+    units.setup("fit")
+    assert dm._train.epoch_plan() == units._train.epoch_plan()
     with pytest.raises(ValueError, match="needs one token per unit frame"):
         make_datamodule(data_dir, corpus=bpe, patching={"strategy": "aligned"}).setup("fit")
 
@@ -237,3 +243,21 @@ def test_training_stream_is_endless_and_resumes_mid_epoch_exactly(
     assert [resumed.by_step[s] for s in range(5, steps)] == [
         full.by_step[s] for s in range(5, steps)
     ]
+
+
+def test_loader_state_places_the_pass_in_the_run(data_dir, make_datamodule):
+    """The checkpointed stream position sets the dataset's pass and first batch before workers
+    start; a checkpoint written before the position was saved is placed by the global step."""
+    dm = make_datamodule(data_dir)
+    dm.setup("fit")
+    loader = module.EpochDataLoader(dm._train, lambda: 7, batch_size=4, collate_fn=collate)
+    loader.load_state_dict({"epoch": 1, "batches": 2, "first_batch": 17})
+    next(iter(loader))
+    assert (dm._train.epoch, dm._train.first_batch) == (1, 17)
+    old = module.EpochDataLoader(
+        dm._train, lambda: 7, accumulate=2, batch_size=4, collate_fn=collate
+    )
+    old.load_state_dict({"epoch": 0, "batches": 3})
+    next(iter(old))
+    assert (dm._train.epoch, dm._train.first_batch, dm._train.accumulate) == (0, 11, 2)
+    assert dm._train.step_of_row(8, worker=1, num_workers=2) == (11 + 2 * 2 + 1) // 2

@@ -1,12 +1,10 @@
-"""The callback that owns the patching curriculum and makes patching observable.
+"""The callback that makes patching and the data mixture observable.
 
-Lightning builds the training DataLoader once and its worker processes keep their own copy of the
-dataset, so nothing a callback changes on Python objects reaches them. The datamodule instead hands
-the dataset a shared-memory step counter before any worker starts; this callback writes
-``trainer.global_step`` into it at ``on_train_start`` (after a checkpoint restored the step, so a
-resumed run continues the schedule) and before every training batch. Each document built after that
-draws static or aligned patches with the probability of that step. Every process of a multi-GPU run
-has its own datamodule and callback and they all see the same ``global_step``.
+The curriculum itself needs no callback: the training stream patches every document for the step of
+the batch it lands in, a pure function of the stream position that DataLoader workers compute on
+their own (:mod:`lst_lightning.data.stream.dataset`), so the schedule works with workers, several
+GPUs and gradient accumulation, and a resumed run replays it bit for bit. This callback logs what
+the batches hold, and keeps the cumulative mixture counts in its checkpointed state.
 """
 
 from __future__ import annotations
@@ -23,8 +21,12 @@ FRAME_RATE_HZ = 25.0
 """HuBERT units per second of speech (paper: 25 Hz, not deduplicated)."""
 
 
+MIXTURE_TAGS = ("interleaved_token_share", "speech_only_token_share", "text_token_share")
+"""``mixture/<tag>``: cumulative shares of the columns of ``PackedBatch.mixture_units``."""
+
+
 class CurriculumCallback(Callback):
-    """Publishes the training step to the data pipeline and logs, every logged step:
+    """Logs, every logged step:
 
     - ``patching/aligned_fraction`` and ``patching/static_fraction``: shares of the batch's
       speech-bearing documents patched aligned / static (a document counts in the row holding its
@@ -33,7 +35,12 @@ class CurriculumCallback(Callback):
     - ``patching/units_per_speech_patch``: unit frames per speech patch (for the baselines, per
       speech token: 1 for units, the mean piece length for the unit BPE);
     - ``patching/positions_per_second``: global positions spent on speech per second of speech;
-    - ``patching/compression``: real tokens per global position.
+    - ``patching/compression``: real tokens per global position;
+    - ``mixture/interleaved_token_share``, ``mixture/speech_only_token_share``,
+      ``mixture/text_token_share``: the shares of all training tokens so far (cumulative over the
+      run, counted in baseline units like ``data.mixture``, restored on resume) that came from
+      interleaved, speech-only and text-only documents. Cumulative rather than per batch because
+      one batch holds a handful of documents; the realised share converges on the option.
 
     Counts are summed over all processes before the ratios are taken. The CLI always adds this
     callback (key ``curriculum``); it is harmless for static patching and the baselines.
@@ -46,28 +53,23 @@ class CurriculumCallback(Callback):
             raise ValueError(f"curriculum.frame_rate_hz must be > 0, got {frame_rate_hz}")
         self.frame_rate_hz = frame_rate_hz
         self._batch_step = 0
+        self.mixture_units = [0, 0, 0]
+        """Baseline units trained on so far from interleaved, speech-only, text-only documents."""
 
     @staticmethod
     def _datamodule(trainer: L.Trainer) -> Any:
         dm = trainer.datamodule
-        if dm is None or not callable(getattr(dm, "publish_step", None)):
+        if dm is None or not callable(getattr(dm, "aligned_probability", None)):
             raise TypeError(
-                "CurriculumCallback needs a datamodule with publish_step(step) and "
-                f"aligned_probability(step) (SpeechTextDataModule); got {type(dm).__name__}"
+                "CurriculumCallback needs a datamodule with aligned_probability(step) "
+                f"(SpeechTextDataModule); got {type(dm).__name__}"
             )
         return dm
-
-    def _publish(self, trainer: L.Trainer) -> None:
-        self._batch_step = trainer.global_step
-        self._datamodule(trainer).publish_step(trainer.global_step)
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._publish(trainer)
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        self._publish(trainer)
+        self._batch_step = trainer.global_step  # the step this batch trains (before it advances)
 
     def on_train_batch_end(
         self,
@@ -86,6 +88,28 @@ class CurriculumCallback(Callback):
         stats = trainer.strategy.reduce(stats, reduce_op="sum")
         for name, value in self.ratios(stats).items():
             pl_module.log(f"patching/{name}", value, batch_size=size)
+        if batch.mixture_units is not None:
+            units = batch.mixture_units.sum(dim=0).to(device=pl_module.device, dtype=torch.float64)
+            units = trainer.strategy.reduce(units, reduce_op="sum")
+            self.mixture_units = [
+                a + int(b) for a, b in zip(self.mixture_units, units.tolist(), strict=True)
+            ]
+            for name, value in self.mixture_shares(self.mixture_units).items():
+                pl_module.log(f"mixture/{name}", value, batch_size=size)
+
+    @staticmethod
+    def mixture_shares(units: list[int]) -> dict[str, float]:
+        """The ``mixture/*`` shares of cumulative counts (none while nothing was counted)."""
+        total = sum(units)
+        return (
+            {} if total <= 0 else {t: u / total for t, u in zip(MIXTURE_TAGS, units, strict=True)}
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mixture_units": list(self.mixture_units)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.mixture_units = [int(u) for u in state_dict.get("mixture_units", [0, 0, 0])]
 
     @staticmethod
     def batch_statistics(batch: PackedBatch, device: torch.device) -> torch.Tensor:

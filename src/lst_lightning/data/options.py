@@ -75,12 +75,20 @@ class CorpusOptions:
 
 @dataclass(frozen=True)
 class MixtureOptions:
-    """Which kinds of training documents the stream draws (the rest is text-only)."""
+    """What share of the training tokens each kind of document holds (the rest is text-only).
+
+    Shares are of tokens counted as the Base SpeechLLM counts them, one per text token or special
+    and one per speech unit (before any unit BPE or patching), so one setting gives the same
+    documents to LST and to both baselines. Each epoch selects documents to meet the shares (the
+    scarcer of utterances and text documents is used completely); ``CurriculumCallback`` logs the
+    realised shares as ``mixture/*_token_share``.
+    """
 
     interleaved: float = 1 / 3
-    """Share of interleaved speech-text documents. Paper: about 1/3."""
+    """Share of tokens in interleaved speech-text documents. Paper: 1/3 (4.3, Tab. 13: 1.00 of
+    every 3.00 baseline units)."""
     speech_only: float = 0.0
-    """Share of speech-only documents. Paper's best from scratch: 0."""
+    """Share of tokens in speech-only documents. Paper's best from scratch: 0."""
 
     def __post_init__(self) -> None:
         for name in ("interleaved", "speech_only"):

@@ -37,24 +37,26 @@ VALID_SEED_OFFSET = 1_000_003
 
 
 class EpochDataLoader(DataLoader):
-    """The training stream: epoch after epoch of packed batches, resumable mid-epoch.
+    """The training stream: epoch after epoch of packed batches, resumable mid-epoch, exactly.
 
-    - Each pass sets the dataset's epoch (a new mixture, order and interleaving) and the current
-      training step (for the patching schedule; Lightning starts workers before
-      ``on_train_start``, so after a resume the first documents are already patched for the
-      restored step). Lightning calls ``set_epoch`` only on samplers, which an IterableDataset has
-      none of; workers are not persistent, so each pass's workers get the updated dataset.
+    - Each pass sets the dataset's epoch (a new mixture, order and interleaving) and its stream
+      position: the global index of the pass's first batch and the batches per optimizer step.
+      From these the dataset (in every worker) knows the step of each batch it builds and patches
+      its documents for that step (see :mod:`lst_lightning.data.stream.dataset`), so nothing has to
+      reach the workers while they run. Lightning calls ``set_epoch`` only on samplers, which an
+      IterableDataset has none of; workers are not persistent, so each pass's workers get the
+      updated dataset (and the epoch plan, computed here once before they start).
     - ``endless=True`` chains the passes into one stream that never ends, so Lightning's epoch
       never ends either and the run length is ``trainer.max_steps``. This keeps DDP ranks in step:
       each rank packs its own shard of documents into a slightly different number of rows, and an
       epoch that ended on one rank before another would leave a collective waiting forever.
     - ``state_dict`` / ``load_state_dict`` (called by Lightning's fit loop when it saves and
-      restores a checkpoint) hold the position of the last batch the training loop *consumed*:
-      Lightning fetches batches ahead, so the datamodule reports consumption through
-      :meth:`mark_consumed`. A resumed run skips that many batches of that pass and continues with
-      exactly the batches the uninterrupted run would have seen (for static, aligned and mixed
-      patching; under the curriculum the skipped documents are re-patched for the restored step,
-      which can move later row boundaries).
+      restores a checkpoint) hold the position of the last batch the training loop *consumed*
+      (pass, batches of that pass, global index of the pass's first batch): Lightning fetches
+      batches ahead, so the datamodule reports consumption through :meth:`mark_consumed`. A
+      resumed run replays that pass, drops the consumed batches and continues with exactly the
+      batches the uninterrupted run would have seen, bit for bit, for every patching strategy:
+      the replayed documents are patched for the same steps as the first time.
     """
 
     def __init__(
@@ -62,27 +64,38 @@ class EpochDataLoader(DataLoader):
         dataset: PackedDocumentDataset,
         step_fn: Callable[[], int] | None = None,
         endless: bool = True,
+        accumulate: int = 1,
         **kwargs,
     ) -> None:
+        """``step_fn``: the trainer's ``global_step``, only used to place a checkpoint written
+        before the stream position was saved. ``accumulate``: batches per optimizer step."""
         super().__init__(dataset, **kwargs)
         self.step_fn = step_fn
         self.endless = endless
+        self.accumulate = accumulate
         self._epoch = 0
         self._skip = 0
-        self._in_flight: deque[tuple[int, int]] = deque()
-        self._consumed = (0, 0)
+        self._first_batch: int | None = 0
+        self._in_flight: deque[tuple[int, int, int]] = deque()
+        self._consumed = (0, 0, 0)
 
     def __iter__(self) -> Iterator[PackedBatch]:
         self._in_flight.clear()
         while True:
-            self.dataset.set_epoch(self._epoch)
-            if self.step_fn is not None:
-                self.dataset.set_step(self.step_fn())
             skip, self._skip = self._skip, 0
-            for index, batch in enumerate(super().__iter__(), start=1):
-                if index > skip:
-                    self._in_flight.append((self._epoch, index))
+            if self._first_batch is None:  # an old checkpoint: place the pass by the step
+                step = self.step_fn() if self.step_fn is not None else 0
+                self._first_batch = max(0, step * self.accumulate - skip)
+            first = self._first_batch
+            self.dataset.set_epoch(self._epoch)
+            self.dataset.set_stream_position(first, self.accumulate)
+            self.dataset.epoch_plan()
+            count = 0
+            for count, batch in enumerate(super().__iter__(), start=1):
+                if count > skip:
+                    self._in_flight.append((self._epoch, count, first))
                     yield batch
+            self._first_batch = first + count
             self._epoch += 1
             if not self.endless:
                 return
@@ -93,12 +106,14 @@ class EpochDataLoader(DataLoader):
             self._consumed = self._in_flight.popleft()
 
     def state_dict(self) -> dict[str, int]:
-        epoch, batches = self._consumed
-        return {"epoch": epoch, "batches": batches}
+        epoch, batches, first_batch = self._consumed
+        return {"epoch": epoch, "batches": batches, "first_batch": first_batch}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._epoch, self._skip = int(state["epoch"]), int(state["batches"])
-        self._consumed = (self._epoch, self._skip)
+        first = state.get("first_batch")
+        self._first_batch = None if first is None else int(first)
+        self._consumed = (self._epoch, self._skip, 0 if first is None else int(first))
 
 
 class SpeechTextDataModule(L.LightningDataModule):
@@ -114,9 +129,9 @@ class SpeechTextDataModule(L.LightningDataModule):
     The six systems of the paper's main table are data-side choices: Base SpeechLLM
     (``packing.mode=tokens``), BPE SpeechLLM (``packing.mode=tokens``,
     ``corpus.speech_tokenizer=bpe``) and LST with ``patching.strategy`` static / aligned / mixed /
-    curriculum. The options come in groups (:mod:`lst_lightning.data.options`). The training step reaches the dataset (and
-    its worker processes) through :meth:`publish_step`, called by
-    :class:`~lst_lightning.callbacks.curriculum.CurriculumCallback` every step.
+    curriculum. The options come in groups (:mod:`lst_lightning.data.options`). The
+    training stream patches each document for the step of the batch it lands in, computed from the
+    stream position (:class:`EpochDataLoader`), so no callback has to publish the step.
     """
 
     def __init__(
@@ -131,7 +146,7 @@ class SpeechTextDataModule(L.LightningDataModule):
         """
         Args:
             corpus: where the corpus is, what to build when it is missing, speech tokenisation.
-            mixture: shares of interleaved / speech-only / text-only training documents.
+            mixture: token shares of interleaved / speech-only / text-only training data.
             patching: how training speech runs become patches (validation is always static).
             packing: rows of global positions and tokens (LST) or of tokens (the baselines).
             loader: batch size, worker processes, endless stream.
@@ -288,12 +303,6 @@ class SpeechTextDataModule(L.LightningDataModule):
         """Probability that a training document built at ``step`` is patched aligned."""
         return 0.0 if self.packing.mode == "tokens" else self.schedule.aligned_probability(step)
 
-    def publish_step(self, step: int) -> None:
-        """Make ``step`` the step that the next training documents are patched for (in this
-        process and in every DataLoader worker)."""
-        if self._train is not None:
-            self._train.set_step(step)
-
     @property
     def vocab_size(self) -> int:
         """Text BPE + 8 specials + ``num_units``: the model's embedding and softmax size."""
@@ -355,6 +364,7 @@ class SpeechTextDataModule(L.LightningDataModule):
             max_tokens=self.packing.max_tokens,
             max_patches=self.packing.max_patches,
             seed=seed,
+            rows_per_batch=self.loader.batch_size,
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -369,10 +379,12 @@ class SpeechTextDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self._train is None:
             self.setup("fit")
+        trainer = self.trainer
         self._train_loader = EpochDataLoader(
             self._train,
             self._current_step,
             endless=self.loader.endless,
+            accumulate=trainer.accumulate_grad_batches if trainer is not None else 1,
             batch_size=self.loader.batch_size,
             collate_fn=collate,
             num_workers=self.loader.num_workers,

@@ -231,10 +231,9 @@ def test_drawn_fraction_matches_the_probability(tiny_corpus, tiny_space, step, e
         corpus, tiny_space, interleaved_fraction=1.0, patching=schedule, max_tokens=512
     )
     doc = ds.documents()[0]
-    ds.set_step(step)
-    assert ds.aligned_probability() == expected
+    assert ds.aligned_probability(step) == expected
     n = 2000
-    draws = [ds.patch_document(position, doc) for position in range(n)]
+    draws = [ds.patch_document(position, doc, step) for position in range(n)]
     aligned = sum(a for _, a in draws)
     assert abs(aligned / n - expected) <= 4 * (expected * (1 - expected) / n) ** 0.5 + 1e-12
     for lengths, a in draws[:50]:  # the flag says which patches the document got

@@ -15,7 +15,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from lst_lightning.data.corpora.synthetic import CORPUS_FILES, STATS_FILE, generate_corpus
 from lst_lightning.data.locking import output_lock
@@ -99,6 +101,28 @@ def format_stats(stats: dict) -> str:
     return "\n".join(lines)
 
 
+def report_build(
+    out: str | Path,
+    existed: bool,
+    build: Callable[[], dict[str, Any]],
+    describe: Callable[[dict[str, Any]], str],
+) -> dict[str, Any]:
+    """Run a corpus builder for a command line: time it, say whether ``out`` was built or was
+    already there (``existed``, decided by the caller's own completeness rule), print the stats
+    table ``describe`` makes, and return the stats. Both corpus builders' ``main`` use it."""
+    started = time.perf_counter()
+    stats = build()
+    if existed:
+        print(f"{out} already exists")
+    else:
+        print(f"built {out} in {time.perf_counter() - started:.1f} s")
+    if stats:
+        print(describe(stats))
+    else:
+        print(f"({Path(out) / STATS_FILE} is missing: it only records the build's statistics)")
+    return stats
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="data/generated", help="corpus folder")
@@ -108,18 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even if the corpus exists")
     args = parser.parse_args(argv)
     existed = corpus_is_complete(args.out) and not args.force
-    start = time.perf_counter()
     try:
-        stats = build_generated_corpus(
-            args.out, args.seed, args.utterances, args.text_docs, force=args.force
+        stats = report_build(
+            args.out,
+            existed,
+            lambda: build_generated_corpus(
+                args.out, args.seed, args.utterances, args.text_docs, force=args.force
+            ),
+            format_stats,
         )
     except FileExistsError as e:  # a foreign folder, or another build running (OutputLocked)
         print(f"generated corpus: {e}", file=sys.stderr)
         return 1
-    if not stats:
-        print(f"{args.out} already exists ({STATS_FILE} is missing, so its settings are unknown)")
-        return 0
-    if existed:
+    if existed and stats:
         sizes = {
             k: sum(s[k] for s in stats["splits"].values()) for k in ("utterances", "text_docs")
         }
@@ -130,12 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 "pass --force to rebuild",
                 file=sys.stderr,
             )
-            print(f"{args.out} already exists")
             return 1
-        print(f"{args.out} already exists")
-    else:
-        print(f"built {args.out} in {time.perf_counter() - start:.1f} s")
-    print(format_stats(stats))
     return 0
 
 

@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from lst_lightning.data.corpora.build import report_build
 from lst_lightning.data.corpora.synthetic import (
     CORPUS_FILES,
     FRAME_RATE_HZ,
@@ -679,23 +680,19 @@ def main(argv: list[str] | None = None) -> int:
         valid_fraction=args.valid_fraction,
     )
     existed = corpus_is_complete(args.out) and not args.force
-    started = time.perf_counter()
     try:
-        stats = build_embedded_corpus(
-            args.out, config, args.workers, args.on_error, args.force, args.keep_work
+        report_build(
+            args.out,
+            existed,
+            lambda: build_embedded_corpus(
+                args.out, config, args.workers, args.on_error, args.force, args.keep_work
+            ),
+            format_stats,
         )
     except (FileExistsError, TextSourceError, EspeakMissing, RecordError, ValueError) as e:
         # (OutputLocked is a FileExistsError: another build of the same folder is running)
         print(f"embedded corpus: {e}", file=sys.stderr)
         return 1
-    if existed:
-        print(f"{args.out} already exists")
-    else:
-        print(f"built {args.out} in {time.perf_counter() - started:.1f} s")
-    if stats:
-        print(format_stats(stats))
-    else:
-        print(f"({args.out}/{STATS_FILE} is missing: it only records the build's statistics)")
     return 0
 
 

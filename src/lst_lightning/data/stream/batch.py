@@ -50,7 +50,14 @@ class PackedBatch:
     speech_frames: torch.Tensor | None = None
     """``[B]`` unit frames (25 Hz) that the row's speech tokens stand for: one per unit token, a
     piece's unit count with a unit BPE. Speech seconds = frames / 25."""
+    mixture_units: torch.Tensor | None = None
+    """``[B, 3]`` the row's tokens from interleaved, speech-only and text-only documents (order of
+    :data:`MIXTURE_KINDS`), counted in baseline units: one per text token or special and one per
+    unit frame (a unit-BPE piece counts its units), i.e. what ``data.mixture`` shares are of;
+    ``None`` when the producer does not count."""
 
+    MIXTURE_KINDS: ClassVar[tuple[str, ...]] = ("interleaved", "speech", "text")
+    """The document kinds of ``mixture_units``' columns."""
     COUNTS: ClassVar[tuple[str, ...]] = ("speech_docs", "aligned_docs", "speech_frames")
     """The optional per-row counters: all present or all ``None``."""
 
@@ -91,6 +98,13 @@ class PackedBatch:
         real = (self.doc_ids != PAD_DOC).sum(dim=1)
         if not torch.equal(self.patch_lengths.sum(dim=1), real):
             raise ValueError("patch lengths must sum to the number of real tokens in each row")
+        if self.mixture_units is not None:
+            if self.mixture_units.shape != (b, len(self.MIXTURE_KINDS)):
+                raise ValueError(
+                    f"mixture_units has shape {tuple(self.mixture_units.shape)}, want ({b}, 3)"
+                )
+            if (self.mixture_units < 0).any():
+                raise ValueError("mixture_units must be >= 0")
         counts = [getattr(self, name) for name in self.COUNTS]
         if all(c is None for c in counts):
             return

@@ -5,19 +5,33 @@ pattern per utterance and a new order, all from ``(seed, epoch)``; then it build
 the documents of this process's shard. Sharding is by document across DataLoader workers (and
 across distributed ranks when ``torch.distributed`` is initialised), so no document is seen twice.
 
-Patching follows a :class:`~lst_lightning.data.stream.patching.PatchingSchedule`. For ``mixed`` and
-``curriculum`` each document draws static or aligned from ``(seed, epoch, position)`` against the
-probability at the *current training step*. That step lives in a one-element shared-memory tensor
-created with the dataset, so DataLoader worker processes (forked or spawned) read the value the
-main process last wrote (:meth:`PackedDocumentDataset.set_step`, called by the datamodule and by
-:class:`~lst_lightning.callbacks.curriculum.CurriculumCallback`), not a copy from when they started.
-Documents are built ahead of the step that consumes them (DataLoader prefetch and the row being
-filled), so the schedule a batch shows lags the trainer by a few batches.
+**Mixture by token share.** ``interleaved_fraction`` / ``speech_only_fraction`` are shares of the
+epoch's *tokens* counted in baseline units (one per text token or special, one per unit frame:
+what the Base SpeechLLM sees, before any unit BPE or patching), not of documents; the rest is
+text-only (paper 4.3, Tab. 13: 1.00 of every 3.00 baseline units interleaved). :func:`select_mixture`
+walks the utterances in a random order, giving each to the kind furthest below its share, then
+takes text documents (in a random order) until the text share is met; the scarcer source is used
+completely and the other is subsampled, a different subset every epoch. The same options give the
+same documents whatever the packing, patching or speech tokenizer.
+
+**Patching as a pure function.** For ``mixed`` and ``curriculum`` each document draws ``u ~ U[0, 1)``
+from ``(seed, epoch, position)`` and is patched aligned when ``u`` is below the scheduled probability
+at the optimizer step of the batch that receives its first piece. A process knows that step without
+asking the trainer: its rows go into batches of ``rows_per_batch``; DataLoader workers hand out
+their batches round-robin, so worker ``w`` of ``W`` contributes pass batch ``j * W + w`` as its
+``j``-th; the pass's first batch has the global index :attr:`PackedDocumentDataset.first_batch`
+(set by the loader); and step = global batch index // ``accumulate`` (gradient accumulation).
+DDP ranks each consume one batch per step, so the rank does not enter. Nothing is read from the
+trainer or shared memory while iterating, so a pass replayed after a resume reproduces its rows
+bit for bit. (Once one worker's shard is exhausted at the very end of a pass, DataLoader gives the
+remaining batches to the other workers sooner than the round-robin count assumes, so those last
+batches' documents may be patched for a step a few batches later than the one that trains on
+them; still deterministic.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +47,9 @@ from lst_lightning.data.records import (
 )
 from lst_lightning.data.stream.documents import (
     EncodedDocument,
-    interleaved_document,
+    PlannedSpan,
+    encode_plan,
+    plan_interleaving,
     speech_document,
     text_document,
 )
@@ -42,10 +58,16 @@ from lst_lightning.data.stream.patching import PatchingSchedule, token_patch_len
 from lst_lightning.data.vocab import TokenSpace
 
 INTERLEAVED, SPEECH, TEXT = 0, 1, 2
-"""Document kinds in an epoch plan."""
+"""Document kinds in an epoch plan (the index into :data:`KIND_NAMES`)."""
+KIND_NAMES = ("interleaved", "speech", "text")
+"""The names the packer counts the kinds under (``PackedBatch.MIXTURE_KINDS``)."""
 
 PATCHING_STREAM = 7
 """Seeds each document's static/aligned draw apart from its interleaving draw."""
+INTERLEAVING_STREAM = 11
+"""Seeds each utterance's interleaving pattern (per epoch) apart from the other draws."""
+SHARE_TOLERANCE = 1e-9
+"""Shares within this of 0 (or of summing to 1) count as exact."""
 
 
 @dataclass(frozen=True)
@@ -77,34 +99,72 @@ def load_corpus(data_dir: str | Path, split: str, num_units: int = DEFAULT_NUM_U
     )
 
 
-def mixture_counts(
-    num_utterances: int, num_texts: int, interleaved: float, speech_only: float
-) -> tuple[int, int, int]:
-    """How many interleaved, speech-only and text-only documents one epoch holds.
-
-    The fractions fix the composition; the scarcer source is used completely and the other one
-    is subsampled (a different subset every epoch). Each utterance gives at most one document.
-    """
-    if interleaved < 0 or speech_only < 0 or interleaved + speech_only > 1 + 1e-9:
+def check_shares(interleaved: float, speech_only: float) -> None:
+    """Shares must be >= 0 and leave a non-negative text share."""
+    if interleaved < 0 or speech_only < 0 or interleaved + speech_only > 1 + SHARE_TOLERANCE:
         raise ValueError(
-            f"need fractions >= 0 with interleaved + speech_only <= 1, got {interleaved}, {speech_only}"
+            f"need shares >= 0 with interleaved + speech_only <= 1, got {interleaved}, {speech_only}"
         )
+
+
+def select_mixture(
+    utterance_order: Sequence[int],
+    interleaved_length: Callable[[int], int],
+    speech_length: Callable[[int], int],
+    text_order: Sequence[int],
+    text_length: Callable[[int], int],
+    interleaved: float,
+    speech_only: float,
+) -> tuple[list[int], list[int], list[int]]:
+    """Pick an epoch's interleaved utterances, speech-only utterances and text documents so that
+    their tokens come in the shares ``interleaved : speech_only : 1 - both``.
+
+    Lengths are in baseline units. Utterances are taken in ``utterance_order``, each becoming the
+    kind whose tokens are furthest below its share (interleaved on ties); text documents in
+    ``text_order`` until the text tokens are closest to what the speech tokens call for. When the
+    text runs out first, utterances are cut back instead (to the prefix of the walk closest to the
+    share), so the scarcer source is used completely. Each utterance gives at most one document.
+    """
+    check_shares(interleaved, speech_only)
     speech = interleaved + speech_only
     text = max(0.0, 1.0 - speech)
-    if speech > 0 and num_utterances == 0:
+    if speech > 0 and not len(utterance_order):
         raise ValueError("the mixture asks for speech documents but the corpus has no utterances")
-    if text > 1e-9 and num_texts == 0:
+    if text > SHARE_TOLERANCE and not len(text_order):
         raise ValueError("the mixture asks for text-only documents but the corpus has none")
-    if text <= 1e-9:
-        n_utt, n_text = num_utterances, 0
-    elif speech == 0:
-        n_utt, n_text = 0, num_texts
-    elif num_utterances * text / speech <= num_texts:
-        n_utt, n_text = num_utterances, round(num_utterances * text / speech)
-    else:
-        n_utt, n_text = min(num_utterances, round(num_texts * speech / text)), num_texts
-    n_interleaved = round(n_utt * interleaved / speech) if speech > 0 else 0
-    return n_interleaved, n_utt - n_interleaved, n_text
+    if speech == 0:
+        return [], [], list(text_order)
+    walk: list[tuple[int, bool]] = []  # (utterance, interleaved?) in order
+    totals = [0, 0]
+    cumulative = []
+    for u in utterance_order:
+        as_interleaved = speech_only == 0 or (
+            interleaved > 0 and totals[0] * speech_only <= totals[1] * interleaved
+        )
+        totals[0 if as_interleaved else 1] += (
+            interleaved_length(u) if as_interleaved else speech_length(u)
+        )
+        walk.append((int(u), as_interleaved))
+        cumulative.append(totals[0] + totals[1])
+    texts: list[int] = []
+    if text > SHARE_TOLERANCE:
+        wanted = cumulative[-1] * text / speech
+        have = 0
+        for i in text_order:
+            n = text_length(i)
+            if have + n / 2 > wanted:  # adding it would move away from the share
+                break
+            texts.append(int(i))
+            have += n
+        if len(texts) == len(text_order) and have < wanted:  # text is the scarcer source
+            target = have * speech / text
+            keep = int(np.searchsorted(cumulative, target))
+            if keep < len(walk) and (
+                keep == 0 or cumulative[keep] - target < target - cumulative[keep - 1]
+            ):
+                keep += 1
+            walk = walk[:keep]
+    return [u for u, i in walk if i], [u for u, i in walk if not i], texts
 
 
 class PackedDocumentDataset(IterableDataset):
@@ -121,12 +181,17 @@ class PackedDocumentDataset(IterableDataset):
         max_tokens: int = 512,
         max_patches: int = 256,
         seed: int = 0,
+        rows_per_batch: int = 1,
     ) -> None:
-        """``patching``: the schedule of ``"patches"`` packing (default static(4)); ``"tokens"``
-        packing gives one patch per token whatever it says."""
+        """``interleaved_fraction`` / ``speech_only_fraction``: token shares (module docstring).
+        ``patching``: the schedule of ``"patches"`` packing (default static(4)); ``"tokens"``
+        packing gives one patch per token whatever it says. ``rows_per_batch``: the DataLoader's
+        batch size, which maps this process's rows to training steps."""
         patching = patching if patching is not None else PatchingSchedule()
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
+        if rows_per_batch < 1:
+            raise ValueError(f"rows_per_batch must be >= 1, got {rows_per_batch}")
         if packing == "patches" and patching.patch_size > max_tokens:
             raise ValueError(
                 f"patch_size={patching.patch_size} does not fit in max_tokens={max_tokens}"
@@ -140,6 +205,14 @@ class PackedDocumentDataset(IterableDataset):
                 f"patching={patching.strategy!r} needs one token per unit frame, but the token "
                 "space re-tokenises units with a unit BPE; use static patching or token packing"
             )
+        check_shares(interleaved_fraction, speech_only_fraction)
+        speech = interleaved_fraction + speech_only_fraction
+        if speech > 0 and not corpus.utterances:
+            raise ValueError(
+                "the mixture asks for speech documents but the corpus has no utterances"
+            )
+        if speech < 1 - SHARE_TOLERANCE and not corpus.texts:
+            raise ValueError("the mixture asks for text-only documents but the corpus has none")
         self.corpus = corpus
         self.space = space
         self.interleaved_fraction = interleaved_fraction
@@ -149,12 +222,15 @@ class PackedDocumentDataset(IterableDataset):
         self.max_tokens = max_tokens
         self.max_patches = max_patches
         self.seed = seed
+        self.rows_per_batch = rows_per_batch
         self.epoch = 0
-        self._step = torch.zeros(1, dtype=torch.int64).share_memory_()
-        # Fail here, not later in a worker, when the mixture or the row sizes are impossible.
-        mixture_counts(
-            len(corpus.utterances), len(corpus.texts), interleaved_fraction, speech_only_fraction
-        )
+        self.first_batch = 0
+        """Global index (from 0, over the whole run) of the current pass's first batch."""
+        self.accumulate = 1
+        """Batches per optimizer step (``trainer.accumulate_grad_batches``)."""
+        self._text_lengths = np.full(len(corpus.texts), -1, dtype=np.int64)
+        self._plan: tuple[int, list[tuple[int, int]]] | None = None
+        # Fail here, not later in a worker, when the row sizes are impossible.
         RowPacker(packing, max_tokens, max_patches, space.pad_id, space.is_unit)
 
     def set_epoch(self, epoch: int) -> None:
@@ -163,65 +239,111 @@ class PackedDocumentDataset(IterableDataset):
             raise ValueError(f"epoch must be >= 0, got {epoch}")
         self.epoch = epoch
 
-    def set_step(self, step: int) -> None:
-        """Publish the training step that documents built from now on are patched for; seen by
-        every worker process of this dataset."""
-        if step < 0:
-            raise ValueError(f"step must be >= 0, got {step}")
-        self._step[0] = step
+    def set_stream_position(self, first_batch: int, accumulate: int = 1) -> None:
+        """The global index of this pass's first batch and the batches per optimizer step, which
+        turn a row into the training step its documents are patched for."""
+        if first_batch < 0 or accumulate < 1:
+            raise ValueError(
+                f"need first_batch >= 0 and accumulate >= 1, got {first_batch}, {accumulate}"
+            )
+        self.first_batch, self.accumulate = first_batch, accumulate
 
-    @property
-    def step(self) -> int:
-        """The last published training step."""
-        return int(self._step[0])
+    def step_of_row(self, row: int, worker: int = 0, num_workers: int = 1) -> int:
+        """The optimizer step that trains on row ``row`` (from 0) of worker ``worker``'s stream in
+        the current pass (module docstring)."""
+        batch = self.first_batch + (row // self.rows_per_batch) * num_workers + worker
+        return batch // self.accumulate
 
-    def aligned_probability(self) -> float:
-        """Probability that a document built now is patched aligned."""
-        return 0.0 if self.packing == "tokens" else self.patching.aligned_probability(self.step)
+    # -- the mixture ---------------------------------------------------------------------------
+    def _interleaving_rng(self, utterance: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, INTERLEAVING_STREAM, utterance])
+
+    def interleaving(self, utterance: int) -> list[PlannedSpan]:
+        """The utterance's interleaving pattern in the current epoch."""
+        return plan_interleaving(
+            self.corpus.utterances[utterance], self._interleaving_rng(utterance)
+        )
+
+    def interleaved_length(self, utterance: int) -> int:
+        """Baseline units of the utterance's interleaved document this epoch."""
+        n = 2  # BOS, EOS
+        for span in self.interleaving(utterance):
+            if span.modality == "text":
+                words = " ".join(w.text for w in span.words if not w.is_silence)
+                n += 1 + len(self.space.encode_text(words))
+            else:
+                n += 1 + sum(len(w.units) for w in span.words)
+        return n
+
+    def speech_length(self, utterance: int) -> int:
+        """Baseline units of the utterance's speech-only document: BOS, ``<s>``, frames, EOS."""
+        return 3 + self.corpus.utterances[utterance].num_frames
+
+    def text_length(self, index: int) -> int:
+        """Baseline units (tokens) of text document ``index``: BOS, ``<t>``, BPE, EOS (cached)."""
+        if self._text_lengths[index] < 0:
+            self._text_lengths[index] = 3 + len(self.space.encode_text(self.corpus.texts[index]))
+        return int(self._text_lengths[index])
 
     def epoch_plan(self) -> list[tuple[int, int]]:
-        """The epoch's documents in order, as ``(kind, index into utterances or texts)``."""
+        """The epoch's documents in order, as ``(kind, index into utterances or texts)``; computed
+        once per epoch and process (the loader computes it before starting workers, which then
+        inherit it)."""
+        if self._plan is not None and self._plan[0] == self.epoch:
+            return self._plan[1]
         rng = np.random.default_rng([self.seed, self.epoch])
-        n_inter, n_speech, n_text = mixture_counts(
-            len(self.corpus.utterances),
-            len(self.corpus.texts),
+        utterance_order = rng.permutation(len(self.corpus.utterances))
+        text_order = rng.permutation(len(self.corpus.texts))
+        inter, speech, texts = select_mixture(
+            utterance_order,
+            self.interleaved_length,
+            self.speech_length,
+            text_order,
+            self.text_length,
             self.interleaved_fraction,
             self.speech_only_fraction,
         )
-        utts = rng.permutation(len(self.corpus.utterances))[: n_inter + n_speech].tolist()
-        texts = rng.permutation(len(self.corpus.texts))[:n_text].tolist()
-        plan = [(INTERLEAVED, i) for i in utts[:n_inter]]
-        plan += [(SPEECH, i) for i in utts[n_inter:]]
+        plan = [(INTERLEAVED, i) for i in inter] + [(SPEECH, i) for i in speech]
         plan += [(TEXT, i) for i in texts]
-        return [plan[i] for i in rng.permutation(len(plan)).tolist()]
+        plan = [plan[i] for i in rng.permutation(len(plan)).tolist()]
+        self._plan = (self.epoch, plan)
+        return plan
 
     def documents(self) -> list[EncodedDocument]:
         """Every document of the current epoch, in order, unsharded and unpacked (for statistics)."""
         return [self.build_document(i, *entry) for i, entry in enumerate(self.epoch_plan())]
 
     def build_document(self, position: int, kind: int, index: int) -> EncodedDocument:
-        """The document at ``position`` of the epoch plan; its randomness depends on nothing else."""
+        """The document at ``position`` of the epoch plan; its randomness depends only on
+        ``(seed, epoch)`` and the utterance."""
         if kind == TEXT:
             return text_document(self.corpus.texts[index], self.space)
         utterance = self.corpus.utterances[index]
         if kind == SPEECH:
             return speech_document(utterance, self.space)
-        rng = np.random.default_rng([self.seed, self.epoch, position])
-        return interleaved_document(utterance, self.space, rng)
+        return encode_plan(self.interleaving(index), self.space, "interleaved")
 
-    def patch_document(self, position: int, doc: EncodedDocument) -> tuple[list[int], bool]:
-        """The patch lengths of the document at ``position`` and whether they are aligned.
+    # -- patching ------------------------------------------------------------------------------
+    def aligned_probability(self, step: int) -> float:
+        """Probability that a document trained on at optimizer step ``step`` is patched aligned."""
+        return 0.0 if self.packing == "tokens" else self.patching.aligned_probability(step)
+
+    def patch_document(
+        self, position: int, doc: EncodedDocument, step: int = 0
+    ) -> tuple[list[int], bool]:
+        """The patch lengths of the document at ``position`` when it is trained on at ``step``,
+        and whether they are aligned.
 
         ``mixed`` / ``curriculum`` draw ``u ~ U[0, 1)`` from ``(seed, epoch, position)`` and patch
-        aligned when ``u`` is below the probability at the published step: the same document gets
-        the same draw at any step, so a falling probability only ever turns aligned into static.
+        aligned when ``u`` is below the probability at ``step``: the same document gets the same
+        draw at any step, so a falling probability only ever turns aligned into static.
         """
         if self.packing == "tokens":
             return token_patch_lengths(doc), False
         schedule = self.patching
         if schedule.draws:
             rng = np.random.default_rng([self.seed, self.epoch, position, PATCHING_STREAM])
-            aligned = bool(rng.random() < self.aligned_probability())
+            aligned = bool(rng.random() < self.aligned_probability(step))
         else:
             aligned = schedule.strategy != "static"
         lengths = schedule.patch_lengths(
@@ -231,6 +353,7 @@ class PackedDocumentDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[PackedRow]:
         shard, num_shards = _shard()
+        worker, num_workers = _worker()
         packer = RowPacker(
             self.packing,
             self.max_tokens,
@@ -241,10 +364,25 @@ class PackedDocumentDataset(IterableDataset):
         )
         plan = self.epoch_plan()
         for position in range(shard, len(plan), num_shards):
-            doc = self.build_document(position, *plan[position])
-            lengths, aligned = self.patch_document(position, doc)
-            yield from packer.add(doc.tokens, lengths, aligned)
+            kind, index = plan[position]
+            doc = self.build_document(position, kind, index)
+            row = packer.rows_emitted
+            step = self.step_of_row(row, worker, num_workers)
+            lengths, aligned = self.patch_document(position, doc, step)
+            if not packer.starts_in_current_row(len(doc), lengths):
+                # The document begins in the next row, which may belong to the next step.
+                yield from packer.close_row()
+                later = self.step_of_row(row + 1, worker, num_workers)
+                if later != step:
+                    lengths, aligned = self.patch_document(position, doc, later)
+            yield from packer.add(doc.tokens, lengths, aligned, KIND_NAMES[kind])
         yield from packer.flush()
+
+
+def _worker() -> tuple[int, int]:
+    """(this DataLoader worker, number of workers); (0, 1) in the main process."""
+    info = get_worker_info()
+    return (info.id, info.num_workers) if info is not None else (0, 1)
 
 
 def _shard() -> tuple[int, int]:
@@ -252,6 +390,5 @@ def _shard() -> tuple[int, int]:
     rank, world = 0, 1
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-    info = get_worker_info()
-    worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    worker, workers = _worker()
     return rank * workers + worker, world * workers

@@ -17,12 +17,20 @@ from lst_lightning.data.records import SILENCE, AlignedUtterance, AlignedWord
 from lst_lightning.data.vocab import SpeechSpan, TextSpan, TokenSpace
 
 DocumentKind = Literal["text", "speech", "interleaved"]
+SpanModality = Literal["text", "speech"]
 
 MIN_TEXT_WORDS = 5
 MAX_TEXT_WORDS = 30
-"""A text span has U{5..30} words (DESIGN section 4), capped by what is left of the utterance."""
+"""A text span draws U{5..30} words (DESIGN section 4), bounds narrowed for short utterances."""
+TEXT_CAP_SHARE = 0.6
+"""A text span holds at most ``floor(0.6 n)`` of an utterance's ``n`` spoken words (the release's
+``upper_bound_by_seq_len``), so a short utterance still alternates."""
+MIN_SPAN_WORDS = 2
+"""No span is drawn shorter than 2 words (the release's ``min_seq``)."""
+MIN_LAST_SPAN_WORDS = 3
+"""A final span cut below 3 words by the end of the utterance joins the span before it."""
 SPEECH_TO_TEXT_WORDS = 0.5
-"""A speech span has about half as many words as the text span it is paired with (ratio 1:2)."""
+"""A speech span that follows a text span has half as many words, rounded down (ratio 1:2)."""
 
 
 @dataclass(frozen=True)
@@ -77,8 +85,33 @@ class PlannedSpan:
     (boundary silences already halved).
     """
 
-    modality: Literal["text", "speech"]
+    modality: SpanModality
     words: tuple[AlignedWord, ...]
+
+
+@dataclass(frozen=True)
+class SpanBounds:
+    """The word-count bounds of an utterance's spans (release rules, see :func:`span_word_counts`)."""
+
+    text_low: int
+    text_high: int
+
+    @classmethod
+    def for_words(cls, n: int) -> SpanBounds:
+        """Text spans draw from U{low..high}: ``high = max(2, min(30, floor(0.6 n)))`` and
+        ``low = max(2, min(5, high))``."""
+        high = max(MIN_SPAN_WORDS, min(MAX_TEXT_WORDS, int(n * TEXT_CAP_SHARE)))
+        return cls(max(MIN_SPAN_WORDS, min(MIN_TEXT_WORDS, high)), high)
+
+    def speech_after_text(self, text_words: int) -> int:
+        """A speech span paired with the text span before it: ``max(2, floor(t / 2))``."""
+        return max(MIN_SPAN_WORDS, int(text_words * SPEECH_TO_TEXT_WORDS))
+
+    @property
+    def first_speech(self) -> tuple[int, int]:
+        """The bounds of a speech span that opens the utterance (no text span to pair with):
+        half the text bounds, rounded down, at least 2 each."""
+        return (self.speech_after_text(self.text_low), self.speech_after_text(self.text_high))
 
 
 def text_document(text: str, space: TokenSpace) -> EncodedDocument:
@@ -100,37 +133,21 @@ def interleaved_document(
 
 
 def plan_interleaving(utterance: AlignedUtterance, rng: np.random.Generator) -> list[PlannedSpan]:
-    """Alternate text and speech spans over the utterance's words, starting with a random modality.
+    """Alternate text and speech spans over the utterance's words, as the paper's release does.
 
-    Spans come in rounds of a text span of U{5..30} words and a speech span of half as many (odd
-    counts round up or down at random, so the expectation is exactly half). When a round does not
-    fit in the words left, the rest is split 2:1 between text and speech (at least one word each),
-    so the 1:2 speech:text word ratio holds for short utterances too; a single word left over goes
-    to the span due next. ``[SIL]`` is not text: silences are dropped from text spans; a speech span
-    keeps the silences between its words and half of each boundary silence (the half next to its
-    words). An utterance without spoken words becomes one speech span.
+    :func:`span_word_counts` lays out the spans' spoken-word counts; then ``[SIL]`` is not text
+    (silences are dropped from text spans) and a speech span keeps the silences between its words,
+    a silence gap at an utterance edge whole, and ``ceil(g / 2)`` frames of a ``g``-frame gap at a
+    boundary with a text span (the frames next to its words; the other half is dropped, as the
+    text side has no frames). Consecutive silence segments count as one gap. An utterance without
+    spoken words becomes one speech span.
     """
     spoken = [i for i, w in enumerate(utterance.words) if not w.is_silence]
     if not spoken:
         return [PlannedSpan("speech", utterance.words)]
-    text_first = bool(rng.random() < 0.5)
-    counts: list[tuple[Literal["text", "speech"], int]] = []
-    left = len(spoken)
-    while left > 0:
-        n_text = int(rng.integers(MIN_TEXT_WORDS, MAX_TEXT_WORDS + 1))
-        n_speech = _round_randomly(n_text * SPEECH_TO_TEXT_WORDS, rng)
-        if n_text + n_speech > left and left == 1:
-            n_text, n_speech = (1, 0) if text_first else (0, 1)
-        elif n_text + n_speech > left:
-            n_text = _round_randomly(left * n_text / (n_text + n_speech), rng)
-            n_text = min(max(n_text, 1), left - 1)
-            n_speech = left - n_text
-        left -= n_text + n_speech
-        pair = [("text", n_text), ("speech", n_speech)]
-        counts += [(m, n) for m, n in (pair if text_first else pair[::-1]) if n]
     plan: list[PlannedSpan] = []
     first = 0
-    for modality, n in counts:
+    for modality, n in span_word_counts(len(spoken), rng):
         chosen = spoken[first : first + n]
         first += n
         if modality == "text":
@@ -140,14 +157,48 @@ def plan_interleaving(utterance: AlignedUtterance, rng: np.random.Generator) -> 
     return plan
 
 
-def _round_randomly(x: float, rng: np.random.Generator) -> int:
-    """``floor(x)`` or ``ceil(x)`` with probabilities that make the expectation ``x``."""
-    low = int(np.floor(x))
-    return low + int(rng.random() < x - low)
+def span_word_counts(n: int, rng: np.random.Generator) -> list[tuple[SpanModality, int]]:
+    """The modality and spoken-word count of each span of an ``n``-word utterance.
+
+    The release's rules (``_get_word_type_length`` in ``neillu23/lst``; DESIGN section 4):
+
+    - the first span's modality is a fair coin; spans alternate;
+    - a text span draws U{low..high} words with ``high = max(2, min(30, floor(0.6 n)))`` and
+      ``low = max(2, min(5, high))`` (:class:`SpanBounds`);
+    - a speech span after a text span of ``t`` words has ``max(2, floor(t / 2))`` words; a speech
+      span that opens the utterance draws U{max(2, floor(low / 2))..max(2, floor(high / 2))};
+    - spans are drawn until they cover ``n`` words and the last is cut to fit; a last span left
+      with fewer than 3 words joins the span before it (so no span has 1 word unless ``n == 1``,
+      and a text span exceeds ``high`` only by such a merge, by at most 2).
+    """
+    if n < 1:
+        raise ValueError(f"an interleaving needs at least one spoken word, got {n}")
+    bounds = SpanBounds.for_words(n)
+    modality: SpanModality = "text" if rng.random() < 0.5 else "speech"
+    spans: list[tuple[SpanModality, int]] = []
+    covered = 0
+    while covered < n:
+        if modality == "text":
+            count = int(rng.integers(bounds.text_low, bounds.text_high + 1))
+        elif spans:  # after a text span
+            count = bounds.speech_after_text(spans[-1][1])
+        else:
+            low, high = bounds.first_speech
+            count = int(rng.integers(low, high + 1))
+        spans.append((modality, count))
+        covered += count
+        modality = "speech" if modality == "text" else "text"
+    last_modality, last = spans[-1]
+    spans[-1] = (last_modality, last - (covered - n))
+    if len(spans) > 1 and spans[-1][1] < MIN_LAST_SPAN_WORDS:
+        (kind, count), (_, rest) = spans[-2], spans.pop()
+        spans[-1] = (kind, count + rest)
+    return spans
 
 
 def _speech_words(utterance: AlignedUtterance, first: int, last: int) -> tuple[AlignedWord, ...]:
-    """Words ``first..last`` with their inner silences and the inner halves of the boundary gaps."""
+    """Words ``first..last`` with their inner silences and the boundary gaps around them: whole at
+    an utterance edge, else the ``ceil(g / 2)`` frames next to the words."""
     words = utterance.words
     before = first
     while before > 0 and words[before - 1].is_silence:
@@ -157,7 +208,10 @@ def _speech_words(utterance: AlignedUtterance, first: int, last: int) -> tuple[A
         after += 1
     lead = tuple(u for w in words[before:first] for u in w.units)
     trail = tuple(u for w in words[last + 1 : after] for u in w.units)
-    lead, trail = lead[len(lead) - len(lead) // 2 :], trail[: len(trail) // 2]
+    if before > 0:  # a text span comes before: keep the half next to the first word
+        lead = lead[len(lead) // 2 :]
+    if after < len(words):  # a text span follows
+        trail = trail[: len(trail) - len(trail) // 2]
     out = [AlignedWord(SILENCE, lead)] if lead else []
     out += words[first : last + 1]
     if trail:

@@ -7,7 +7,9 @@ is cut at a patch boundary and the remainder starts the next row as a new docume
 never cross a piece: the last token of each piece, and padding, get ``IGNORE_INDEX``.
 
 Each row also counts, for the patching statistics, the speech-bearing documents that start in it,
-how many of those were patched aligned, and the unit frames its speech tokens stand for.
+how many of those were patched aligned, and the unit frames its speech tokens stand for; and, for
+the mixture statistics, its tokens per document kind in baseline units (one per text token or
+special, one per unit frame).
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class PackedRow:
     """How many of ``speech_docs`` were patched aligned."""
     speech_frames: int = 0
     """Unit frames that this row's speech tokens stand for."""
+    mixture_units: tuple[int, int, int] = (0, 0, 0)
+    """Baseline units of the row from interleaved, speech-only and text-only documents (see
+    :attr:`PackedBatch.mixture_units`); documents added without a kind are not counted."""
 
     @property
     def num_tokens(self) -> int:
@@ -83,42 +88,83 @@ class RowPacker:
         self._speech_docs = 0
         self._aligned_docs = 0
         self._pending: tuple[int, int] | None = None
+        self._kind: int | None = None
+        self._mixture = [0, 0, 0]
+        self.rows_emitted = 0
+        """Rows emitted so far: the index (from 0) of the row being filled."""
 
     def _frames(self, tokens: np.ndarray) -> np.ndarray:
         if self.speech_frames is not None:
             return np.asarray(self.speech_frames(tokens), dtype=np.int64)
         return np.asarray(self.is_unit(tokens), dtype=np.int64)
 
+    def _lengths(self, num_tokens: int, patch_lengths: Sequence[int] | np.ndarray) -> np.ndarray:
+        if self.mode == "tokens":
+            return np.ones(num_tokens, dtype=np.int64)
+        lengths = np.asarray(patch_lengths, dtype=np.int64)
+        if (lengths <= 0).any() or lengths.sum() != num_tokens:
+            raise ValueError("patch lengths must be positive and sum to the document length")
+        if lengths.max(initial=0) > self.max_tokens:
+            raise ValueError(
+                f"a patch of {lengths.max()} tokens exceeds max_tokens={self.max_tokens}"
+            )
+        return lengths
+
+    def _head(self, num_tokens: int, lengths: np.ndarray) -> int:
+        """Patches of a document that go into the row being filled: all of them, some (it is cut
+        there), or 0 when the row is closed first (no patch fits, or only a head shorter than
+        ``min_piece_tokens`` tokens would)."""
+        free_tokens = self.max_tokens - self._tokens
+        free_patches = self.max_patches - self._patches
+        if num_tokens <= free_tokens and len(lengths) <= free_patches:
+            return len(lengths)
+        ends = np.cumsum(lengths)
+        k = min(free_patches, int(np.searchsorted(ends, free_tokens, side="right")))
+        if k == 0 or (ends[k - 1] < self.min_piece_tokens and self._pieces):
+            return 0
+        return k
+
+    def starts_in_current_row(
+        self, num_tokens: int, patch_lengths: Sequence[int] | np.ndarray
+    ) -> bool:
+        """Whether a document with these patches would begin in the row being filled (row
+        :attr:`rows_emitted`) rather than in the next one."""
+        return self._head(num_tokens, self._lengths(num_tokens, patch_lengths)) > 0
+
+    def close_row(self) -> list[PackedRow]:
+        """Emit the row being filled now (if it holds anything), so the next document starts a
+        new row."""
+        return [self._emit()] if self._pieces else []
+
     def add(
-        self, tokens: np.ndarray, patch_lengths: Sequence[int] | np.ndarray, aligned: bool = False
+        self,
+        tokens: np.ndarray,
+        patch_lengths: Sequence[int] | np.ndarray,
+        aligned: bool = False,
+        kind: str | None = None,
     ) -> list[PackedRow]:
         """Add one document; return the rows it completed (often none). ``aligned`` says how the
-        document was patched (counted in the row that receives its first piece)."""
+        document was patched (counted in the row that receives its first piece); ``kind``
+        (``"interleaved"``, ``"speech"``, ``"text"``) is the mixture column its tokens count in."""
         tokens = np.asarray(tokens, dtype=np.int64)
         has_speech = bool(np.asarray(self.is_unit(tokens)).any())
         self._pending = (int(has_speech), int(has_speech and aligned))
-        if self.mode == "tokens":
-            lengths = np.ones(len(tokens), dtype=np.int64)
-        else:
-            lengths = np.asarray(patch_lengths, dtype=np.int64)
-            if (lengths <= 0).any() or lengths.sum() != len(tokens):
-                raise ValueError("patch lengths must be positive and sum to the document length")
-            if lengths.max(initial=0) > self.max_tokens:
-                raise ValueError(
-                    f"a patch of {lengths.max()} tokens exceeds max_tokens={self.max_tokens}"
-                )
+        if kind is not None and kind not in PackedBatch.MIXTURE_KINDS:
+            raise ValueError(
+                f"document kind must be one of {', '.join(PackedBatch.MIXTURE_KINDS)}, got {kind!r}"
+            )
+        self._kind = None if kind is None else PackedBatch.MIXTURE_KINDS.index(kind)
+        lengths = self._lengths(len(tokens), patch_lengths)
         rows: list[PackedRow] = []
         while len(lengths):
-            free_tokens = self.max_tokens - self._tokens
-            free_patches = self.max_patches - self._patches
-            if len(tokens) <= free_tokens and len(lengths) <= free_patches:
+            k = self._head(len(tokens), lengths)
+            if k == len(lengths):
                 self._append(tokens, lengths)
                 break
-            ends = np.cumsum(lengths)
-            k = min(free_patches, int(np.searchsorted(ends, free_tokens, side="right")))
-            if k == 0 or (ends[k - 1] < self.min_piece_tokens and self._pieces):
+            if k == 0:
                 rows.append(self._emit())
                 continue
+            ends = np.cumsum(lengths)
             cut = int(ends[k - 1])
             self._append(tokens[:cut], lengths[:k])
             tokens, lengths = tokens[cut:], lengths[k:]
@@ -135,6 +181,10 @@ class RowPacker:
         self._pieces.append((tokens, lengths))
         self._tokens += len(tokens)
         self._patches += len(lengths)
+        if self._kind is not None:
+            speech = np.asarray(self.is_unit(tokens), dtype=bool)
+            units = int((~speech).sum()) + int(self._frames(tokens).sum())
+            self._mixture[self._kind] += units
         if self._pending is not None:  # the document's first piece
             self._speech_docs += self._pending[0]
             self._aligned_docs += self._pending[1]
@@ -170,9 +220,12 @@ class RowPacker:
             speech_docs=self._speech_docs,
             aligned_docs=self._aligned_docs,
             speech_frames=int(self._frames(tokens[:pos]).sum()),
+            mixture_units=(self._mixture[0], self._mixture[1], self._mixture[2]),
         )
         self._pieces, self._tokens, self._patches = [], 0, 0
         self._speech_docs = self._aligned_docs = 0
+        self._mixture = [0, 0, 0]
+        self.rows_emitted += 1
         return row
 
 
@@ -215,6 +268,7 @@ def collate(rows: Sequence[PackedRow], pad_multiple: int | None = 64) -> PackedB
         speech_docs=stack("speech_docs", torch.long),
         aligned_docs=stack("aligned_docs", torch.long),
         speech_frames=stack("speech_frames", torch.long),
+        mixture_units=stack("mixture_units", torch.long),
     )
     if pad_multiple is not None:
         batch = trim_padding(batch, pad_multiple)
@@ -242,4 +296,5 @@ def trim_padding(batch: PackedBatch, multiple: int) -> PackedBatch:
         speech_docs=batch.speech_docs,
         aligned_docs=batch.aligned_docs,
         speech_frames=batch.speech_frames,
+        mixture_units=batch.mixture_units,
     )
