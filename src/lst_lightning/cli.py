@@ -24,6 +24,7 @@ from .callbacks.curriculum import CurriculumCallback
 from .callbacks.eval_callback import BenchmarkEvalCallback
 from .lit.datamodule import SpeechTextDataModule
 from .lit.module import SpeechTextLM
+from .model import BaselineConfig, LSTConfig
 
 
 def default_precision() -> str:
@@ -50,7 +51,7 @@ class LSTLightningCLI(LightningCLI):
 def main(args: list[str] | None = None) -> None:
     # the config dataclasses document each field in a docstring under it: show those in --help
     # and --print_config=comments
-    set_parsing_settings(docstring_parse_attribute_docstrings=True)
+    set_parsing_settings(docstring_parse_attribute_docstrings=True, subclasses_enabled=[LSTConfig, BaselineConfig])
     LSTLightningCLI(
         SpeechTextLM,
         SpeechTextDataModule,
