@@ -134,8 +134,6 @@ def _text_pairs(space: TokenSpace, vocab: dict[str, int]) -> list[tuple[int, int
     sp = space._sp
     pairs = []
     for i in range(space.text_vocab_size):
-        if sp.is_unknown(i) or sp.is_control(i):
-            continue
         j = vocab.get(sp.id_to_piece(i))
         if j is not None:
             pairs.append((i, j))
