@@ -189,7 +189,9 @@ def plan_evaluation_run(config: Any, logger: Any | None, stage: str) -> None:
     if ckpt in ("last", "best"):
         if ckpt == "best" or logger.name is None or logger.version is None:
             return  # Lightning resolves it against the checkpoint callback
-        ckpt = str(Path(logger.save_dir) / logger.name / str(logger.version) / "checkpoints" / "last.ckpt")
+        ckpt = str(
+            Path(logger.save_dir) / logger.name / str(logger.version) / "checkpoints" / "last.ckpt"
+        )
         config.ckpt_path = ckpt
     run = _run_of(ckpt) or Path(ckpt).parent
     if getattr(config, "checkpoint", None) is not None and config.checkpoint.dirpath is None:
@@ -265,7 +267,9 @@ def main(args: list[str] | None = None) -> int | None:
         return code if args is not None else sys.exit(code)
     if command == "corpus":
         if len(argv) < 2 or argv[1] not in CORPUS_COMMANDS:
-            print(f"usage: lst-lightning corpus {{{','.join(CORPUS_COMMANDS)}}} ...", file=sys.stderr)
+            print(
+                f"usage: lst-lightning corpus {{{','.join(CORPUS_COMMANDS)}}} ...", file=sys.stderr
+            )
             return 2 if args is not None else sys.exit(2)
         code = run_tool(CORPUS_COMMANDS[argv[1]], normalise_flags(argv[2:], lightning=False))
         return code if args is not None else sys.exit(code)

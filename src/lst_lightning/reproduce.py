@@ -110,7 +110,9 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lst-lightning reproduce", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="lst-lightning reproduce", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     parser.add_argument("--runs", default="runs/reproduce", help="where the runs go")
     parser.add_argument("--out", default="docs/reproduction.md", help="the table")

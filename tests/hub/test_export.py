@@ -21,7 +21,10 @@ SYSTEMS = {
     "baseline": (tiny_baseline, {"packing": {"mode": "tokens"}}),
     "bpe_baseline": (
         tiny_baseline,
-        {"packing": {"mode": "tokens"}, "corpus": {"speech_tokenizer": "bpe", "unit_bpe_size": 600}},
+        {
+            "packing": {"mode": "tokens"},
+            "corpus": {"speech_tokenizer": "bpe", "unit_bpe_size": 600},
+        },
     ),
 }
 
@@ -42,7 +45,9 @@ def exported(request, hub_corpus: Path, tmp_path_factory, make_checkpoint):
     name = request.param
     network, groups = SYSTEMS[name]
     folder = tmp_path_factory.mktemp(f"export_{name}")
-    ckpt = make_checkpoint(folder / "run" / "checkpoints" / "last.ckpt", hub_corpus, network(), **groups)
+    ckpt = make_checkpoint(
+        folder / "run" / "checkpoints" / "last.ckpt", hub_corpus, network(), **groups
+    )
     assert export_main(["--ckpt", str(ckpt), "--out", str(folder / "hf")]) == 0
     return name, ckpt, folder / "hf"
 

@@ -58,7 +58,9 @@ def test_llama_initialises_the_global_stack_and_text_rows(
     network = (tiny_lst if kind == "lst" else tiny_baseline)()
     network = type(network)(**{**network.__dict__, "vocab_size": space.vocab_size})
     stack = network.global_model if kind == "lst" else network.transformer
-    folder = save_llama(tmp_path / "llama", stack, space.text_vocab_size, hub_corpus / "tokenizer.model")
+    folder = save_llama(
+        tmp_path / "llama", stack, space.text_vocab_size, hub_corpus / "tokenizer.model"
+    )
     weights = load_file(folder / "model.safetensors")
     net = build_model(network)
     fresh = {k: v.clone() for k, v in net.state_dict().items()}
@@ -87,7 +89,9 @@ def test_a_llama_of_another_size_is_refused_naming_the_options(space, tmp_path: 
     network = type(network)(**{**network.__dict__, "vocab_size": space.vocab_size})
     wrong = type(network.transformer)(n_layers=3, d_model=64, n_heads=2)
     folder = save_llama(tmp_path / "llama", wrong, 300, None)
-    with pytest.raises(ValueError, match=r"network.transformer.n_layers=2 but the Llama has num_hidden_layers=3"):
+    with pytest.raises(
+        ValueError, match=r"network.transformer.n_layers=2 but the Llama has num_hidden_layers=3"
+    ):
         warm_start(build_model(network), network, folder, space)
 
 

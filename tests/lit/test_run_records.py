@@ -89,7 +89,9 @@ def test_sample_from_another_folder_with_only_the_checkpoint(
     fit("tiny_lst", tiny_corpus, tmp_path / "runs", *SIZES["tiny_lst"], "--trainer.max_steps=3")
     copy = tmp_path / "elsewhere" / "model.ckpt"
     copy.parent.mkdir()
-    copy.write_bytes((tmp_path / "runs" / "tiny_lst" / "run" / "checkpoints" / "last.ckpt").read_bytes())
+    copy.write_bytes(
+        (tmp_path / "runs" / "tiny_lst" / "run" / "checkpoints" / "last.ckpt").read_bytes()
+    )
     monkeypatch.chdir(copy.parent)
     args = ["sample", "--ckpt", "model.ckpt", "--text", "the old man", "--max_new_tokens", "6"]
     assert main(args) == 0
@@ -108,8 +110,14 @@ def test_a_second_fit_starts_a_new_version_and_a_resume_appends(
     assert "starting a new one in" in caplog.text and "run-2" in caplog.text
     assert (tmp_path / "tiny_baseline" / "run-2" / "checkpoints" / "last.ckpt").is_file()
     last = tmp_path / "tiny_baseline" / "run" / "checkpoints" / "last.ckpt"
-    fit("tiny_baseline", tiny_corpus, tmp_path, *SIZES["tiny_baseline"], "--trainer.max_steps=5",
-        f"--ckpt_path={last}")
+    fit(
+        "tiny_baseline",
+        tiny_corpus,
+        tmp_path,
+        *SIZES["tiny_baseline"],
+        "--trainer.max_steps=5",
+        f"--ckpt_path={last}",
+    )
     assert "resuming" in caplog.text
     after = records(tmp_path / "tiny_baseline" / "run")
     assert all(after[name] == data for name, data in first.items()), "resume rewrote a file"
@@ -131,7 +139,14 @@ def test_one_flag_style() -> None:
 
 
 def test_kit_tools_are_subcommands(capsys) -> None:
-    for command in (["eval"], ["sample"], ["export"], ["reproduce"], ["stages"], ["corpus", "embedded"]):
+    for command in (
+        ["eval"],
+        ["sample"],
+        ["export"],
+        ["reproduce"],
+        ["stages"],
+        ["corpus", "embedded"],
+    ):
         with pytest.raises(SystemExit) as done:
             main([*command, "--help"])
         assert done.value.code == 0

@@ -12,9 +12,8 @@ from lightning.pytorch.callbacks import ModelSummary
 from lightning.pytorch.utilities import rank_zero_info
 
 try:
-    from lightning.pytorch.callbacks import RichProgressBar as _Bar
-
     import rich  # noqa: F401  (RichProgressBar needs it)
+    from lightning.pytorch.callbacks import RichProgressBar as _Bar
 except ImportError:  # pragma: no cover - rich is optional
     from lightning.pytorch.callbacks import TQDMProgressBar as _Bar
 
@@ -99,7 +98,9 @@ class AnalyticModelSummary(ModelSummary):
         tokens = getattr(batch, "num_tokens", 0)
         if not flops or not tokens:
             return
-        positions = getattr(batch, "num_patches", tokens) if getattr(pl_module, "is_lst", False) else tokens
+        positions = (
+            getattr(batch, "num_patches", tokens) if getattr(pl_module, "is_lst", False) else tokens
+        )
         rank_zero_info(
             f"Analytic training FLOPs (forward + backward, lst_lightning.model.flops) of the first "
             f"batch: {flops:.3g} for {tokens} tokens and {positions} global positions "

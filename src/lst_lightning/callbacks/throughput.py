@@ -70,7 +70,9 @@ class SpeechThroughputMonitor(ThroughputMonitor):
         self._speech[stage] = deque(maxlen=self.kwargs.get("window_size", 20))
         self._speech_seen[stage] = 0.0
 
-    def _update(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, iter_num: int) -> None:
+    def _update(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, iter_num: int
+    ) -> None:
         super()._update(trainer, pl_module, batch, iter_num)
         stage = trainer.state.stage
         frames = getattr(batch, "speech_frames", None)

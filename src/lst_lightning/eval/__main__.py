@@ -28,7 +28,6 @@ from lst_lightning.eval.tasks import DIRECTIONS, load_benchmarks
 from lst_lightning.runs import record_folder
 
 
-
 @dataclass(frozen=True)
 class LoadedCheckpoint:
     """What evaluation and sampling need from a checkpoint."""

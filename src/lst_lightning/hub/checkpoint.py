@@ -225,7 +225,9 @@ def _check_layout(path: Path, space: TokenSpace, layout: dict[str, Any]) -> None
     bad = {k: (v, got.get(k)) for k, v in layout.items() if got.get(k) != v}
     if bad:
         detail = ", ".join(f"{k}: recorded {a}, rebuilt {b}" for k, (a, b) in bad.items())
-        raise ValueError(f"{path}: the embedded tokenizer does not give the recorded layout ({detail})")
+        raise ValueError(
+            f"{path}: the embedded tokenizer does not give the recorded layout ({detail})"
+        )
 
 
 def _space_from_corpus(path: Path, corpus: Path | None, data_hp: dict[str, Any]) -> TokenSpace:

@@ -16,7 +16,9 @@ from .pretrained import export_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lst-lightning export", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="lst-lightning export", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--ckpt", required=True, help="checkpoint written by lst-lightning fit")
     parser.add_argument("--out", required=True, help="folder to write")
     parser.add_argument(

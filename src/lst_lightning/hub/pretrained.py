@@ -39,7 +39,11 @@ CONFIG_KEY = "lst_lightning"
 """Key of the kit's record inside ``config.json``."""
 KIT_MODEL_TYPE = "lst_lightning"
 FOLDER_FORMAT = 1
-FILES = {"tokenizer": "tokenizer.model", "unit_bpe": "unit_bpe.model", "codebook": UNIT_CODEBOOK_FILE}
+FILES = {
+    "tokenizer": "tokenizer.model",
+    "unit_bpe": "unit_bpe.model",
+    "codebook": UNIT_CODEBOOK_FILE,
+}
 
 
 class PretrainedSpeechTextModel(
@@ -138,7 +142,9 @@ class PretrainedSpeechTextModel(
             write_bytes_atomic(folder / FILES["unit_bpe"], unit_proto)
         if UNIT_CODEBOOK_FILE in self.files:
             write_bytes_atomic(folder / FILES["codebook"], self.files[UNIT_CODEBOOK_FILE])
-        write_text_atomic(folder / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(
+            folder / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n"
+        )
 
     # -- loading --------------------------------------------------------------------------------
     @classmethod
@@ -242,7 +248,9 @@ def _static_lengths(ids: list[int], space: TokenSpace, p: int | None) -> list[in
     return lengths
 
 
-def export_checkpoint(ckpt: str | Path, out: str | Path, data_dir: str | Path | None = None) -> Path:
+def export_checkpoint(
+    ckpt: str | Path, out: str | Path, data_dir: str | Path | None = None
+) -> Path:
     """Write the exported folder of a training checkpoint; returns ``out``."""
     model = PretrainedSpeechTextModel.from_checkpoint(ckpt, data_dir)
     out = Path(out)

@@ -96,7 +96,9 @@ def _from_llama(
     else:
         stack_cfg, option, prefix = network.transformer, "network.transformer", ""
     shape.check_fits(stack_cfg, option, str(folder))
-    source = {f"stack.{k}": v for k, v in llama_to_stack(weights, shape.num_layers, str(folder)).items()}
+    source = {
+        f"stack.{k}": v for k, v in llama_to_stack(weights, shape.num_layers, str(folder)).items()
+    }
     source["norm.weight"] = weights["model.norm.weight"]
     _copy(net, {prefix + k: v for k, v in source.items()}, report)
     embed = weights["model.embed_tokens.weight"]
@@ -187,7 +189,9 @@ def _copy(net: nn.Module, weights: dict[str, torch.Tensor], report: WarmStartRep
     own = net.state_dict()
     missing = [k for k in weights if k not in own]
     if missing:
-        raise ValueError(f"warm start: the network has no {missing[0]} (and {len(missing) - 1} more)")
+        raise ValueError(
+            f"warm start: the network has no {missing[0]} (and {len(missing) - 1} more)"
+        )
     with torch.no_grad():
         for name, value in weights.items():
             if own[name].shape != value.shape:

@@ -11,7 +11,13 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 
 from ..data.stream.batch import IGNORE_INDEX, PackedBatch
-from ..hub.checkpoint import KIT_KEY, kit_record, network_from_hparams, read_checkpoint, safe_globals
+from ..hub.checkpoint import (
+    KIT_KEY,
+    kit_record,
+    network_from_hparams,
+    read_checkpoint,
+    safe_globals,
+)
 from ..hub.configs import from_dict
 from ..model import BaselineConfig, LSTConfig, build_model
 from ..model.config import TransformerConfig
@@ -166,7 +172,9 @@ class SpeechTextLM(L.LightningModule):
 
         trainer = self.trainer
         if trainer.ckpt_path is not None:
-            rank_zero_info(f"init_from {self.init_from}: skipped, resuming from {trainer.ckpt_path}")
+            rank_zero_info(
+                f"init_from {self.init_from}: skipped, resuming from {trainer.ckpt_path}"
+            )
             return
         space = getattr(trainer.datamodule, "token_space", None)
         report = warm_start(self.net, self.network_config, self.init_from, space)
