@@ -131,6 +131,8 @@ class LSTLightningCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         if config.trainer.precision is None:
             config.trainer.precision = default_precision()
+        if "weights_only" in config and config.weights_only is None:
+            config.weights_only = True  # resuming or evaluating unpickles no code either
         logger = _logger_args(config.trainer.logger)
         if logger is not None and "TensorBoardLogger" in str(config.trainer.logger.class_path):
             logger.default_hp_metric = False  # RunRecords registers val/loss as the HParams metric
@@ -211,7 +213,12 @@ def checkpoint_config_args(subcommand: str, argv: list[str]) -> list[str]:
     ckpt = _flag_value(argv, "--ckpt_path")
     if ckpt is None or any(a in ("--config", "-c") or a.startswith("--config=") for a in argv):
         return argv
-    raw = read_checkpoint(ckpt)
+    if ckpt in ("last", "best"):
+        raise SystemExit(f"lst-lightning {subcommand}: --ckpt {ckpt} needs --config (or give a path)")
+    try:
+        raw = read_checkpoint(ckpt)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"lst-lightning {subcommand}: {e}") from None
     record = raw.get(KIT_KEY) or {}
     extra: list[str] = []
     run = _run_of(ckpt)

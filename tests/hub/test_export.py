@@ -119,3 +119,21 @@ def test_refuses_a_pickle_with_code(tmp_path: Path, capsys) -> None:
     with pytest.raises(ValueError, match="refusing to load"):
         read_checkpoint(bad)
     assert "unpickled code ran" not in capsys.readouterr().out
+
+
+def test_a_checkpoint_from_before_embedded_tokenizers(
+    exported, hub_corpus: Path, tmp_path: Path
+) -> None:
+    """Old checkpoints (no kit record, the network as the CLI used to save it: a plain mapping
+    without its class) load with their corpus, and fail naming the missing file without it."""
+    name, ckpt, _ = exported
+    raw = torch.load(ckpt, map_location="cpu", weights_only=True)
+    del raw["lst_lightning"]
+    raw["hyper_parameters"]["network"] = raw["hyper_parameters"]["network"]["init_args"]
+    old = tmp_path / "old.ckpt"
+    torch.save(raw, old)
+    loaded = KitCheckpoint.load(old, data_dir=hub_corpus)
+    assert type(loaded.network).__name__ == ("LSTConfig" if name == "lst" else "BaselineConfig")
+    assert loaded.space.layout() == KitCheckpoint.load(ckpt).space.layout()
+    with pytest.raises(FileNotFoundError, match="tokenizer.model"):
+        KitCheckpoint.load(old, data_dir=tmp_path / "gone")
