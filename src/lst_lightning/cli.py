@@ -214,7 +214,9 @@ def checkpoint_config_args(subcommand: str, argv: list[str]) -> list[str]:
     if ckpt is None or any(a in ("--config", "-c") or a.startswith("--config=") for a in argv):
         return argv
     if ckpt in ("last", "best"):
-        raise SystemExit(f"lst-lightning {subcommand}: --ckpt {ckpt} needs --config (or give a path)")
+        raise SystemExit(
+            f"lst-lightning {subcommand}: --ckpt {ckpt} needs --config (or give a path)"
+        )
     try:
         raw = read_checkpoint(ckpt)
     except (FileNotFoundError, ValueError) as e:

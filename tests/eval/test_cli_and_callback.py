@@ -72,5 +72,5 @@ def test_callback_logs_and_writes_results_at_test_time(tmp_path, eval_corpus, se
         ("storycloze", "S->S", 4),
         ("storycloze", "T->S", 4),
     ]
-    results = tmp_path / "csv" / "v" / "eval" / "step_0" / "results.json"
+    results = tmp_path / "csv" / "v" / "results.json"  # the test run's own log folder
     assert json.loads(results.read_text())["results"][0]["items"] == 4

@@ -137,3 +137,17 @@ def test_a_checkpoint_from_before_embedded_tokenizers(
     assert loaded.space.layout() == KitCheckpoint.load(ckpt).space.layout()
     with pytest.raises(FileNotFoundError, match="tokenizer.model"):
         KitCheckpoint.load(old, data_dir=tmp_path / "gone")
+
+
+def test_hub_needs_no_lightning() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, lst_lightning.hub.pretrained, lst_lightning.hub.warm_start, "
+        "lst_lightning.hub.export; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
