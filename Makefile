@@ -14,7 +14,7 @@ $(error EXP=$(EXP): experiments/$(EXP).yaml does not exist; the experiments are:
 endif
 endif
 
-.PHONY: help setup setup-system data data-generated train validate test test-all lint format clean bench eval sample reproduce
+.PHONY: help setup setup-system data data-generated train validate test test-all lint format clean bench eval sample export reproduce
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,18 +43,18 @@ setup-system:  ## install the embedded corpus's system packages (espeak-ng, Aust
 	fi
 
 data: setup  ## build the embedded corpus (Austen read by espeak-ng) and its benchmark sets in data/embedded (offline, 2-5 min)
-	$(PY) -m lst_lightning.data.corpora.embedded --out $(DATA_DIR)
-	$(PY) -m lst_lightning.eval.build_sets --corpus $(DATA_DIR)
+	$(PY) -m lst_lightning corpus embedded --out $(DATA_DIR)
+	$(PY) -m lst_lightning corpus benchmarks --corpus $(DATA_DIR)
 
 data-generated: setup  ## build the small generated corpus (no TTS needed, seconds) in data/generated
-	$(PY) -m lst_lightning.data.corpora.build --out data/generated
-	$(PY) -m lst_lightning.eval.build_sets --corpus data/generated
+	$(PY) -m lst_lightning corpus generated --out data/generated
+	$(PY) -m lst_lightning corpus benchmarks --corpus data/generated
 
-train: data  ## train experiments/$(EXP).yaml (default tiny_lst); overrides in ARGS="--trainer.max_steps 50"
+train: data  ## train experiments/$(EXP).yaml (default tiny_lst; a new run-N if one exists); resume: ARGS="--ckpt_path last"
 	$(PY) -m lst_lightning fit --config experiments/$(EXP).yaml $(ARGS)
 
-validate: data  ## validate a checkpoint: make validate EXP=tiny_lst CKPT=runs/tiny_lst/run/checkpoints/last.ckpt
-	$(PY) -m lst_lightning validate --config experiments/$(EXP).yaml --ckpt_path $(CKPT) $(ARGS)
+validate: setup  ## validate a checkpoint into <run>/validate/step_N: make validate [EXP=tiny_lst] [CKPT=...]
+	$(PY) -m lst_lightning validate --ckpt $(or $(CKPT),runs/$(EXP)/run/checkpoints/last.ckpt) $(ARGS)
 
 test: setup  ## run the test suite (excludes slow and GPU tests; a few minutes)
 	$(PY) -m pytest
@@ -74,13 +74,16 @@ clean:  ## remove runs and built data (keeps .venv)
 	rm -rf runs lightning_logs $(DATA_DIR) $(DATA_DIR).work data/generated
 
 sample: setup  ## continue a prompt with a checkpoint: make sample [EXP=tiny_lst] PROMPT="She was" [THEN=speech|text]
-	$(PY) -m lst_lightning.sample --ckpt $(or $(CKPT),runs/$(EXP)/run/checkpoints/last.ckpt) --text "$(PROMPT)" $(if $(THEN),--then $(THEN)) $(ARGS)
+	$(PY) -m lst_lightning sample --ckpt $(or $(CKPT),runs/$(EXP)/run/checkpoints/last.ckpt) --text "$(PROMPT)" $(if $(THEN),--then $(THEN)) $(ARGS)
+
+export: setup  ## Hugging Face folder of a checkpoint: make export [EXP=tiny_lst] [CKPT=...] [OUT=exports/$(EXP)]
+	$(PY) -m lst_lightning export --ckpt $(or $(CKPT),runs/$(EXP)/run/checkpoints/last.ckpt) --out $(or $(OUT),exports/$(EXP)) $(ARGS)
 
 reproduce: data  ## the paper's main table at tiny scale: trains + evaluates the six systems -> docs/reproduction.md (~25 min)
-	$(PY) -m lst_lightning.reproduce $(ARGS)
+	$(PY) -m lst_lightning reproduce $(ARGS)
 
 bench: data  ## LST vs baseline throughput/FLOPs, baseline vs HF Llama, data pipeline, unit tokenizer -> docs/benchmarks.md
 	$(PY) benchmarks/bench.py --out docs/benchmarks.md
 
 eval: setup  ## zero-shot benchmarks, 4 directions: make eval [CKPT=runs/$(EXP)/run/checkpoints/last.ckpt] [SETS="topic swuggy"]
-	$(PY) -m lst_lightning.eval --ckpt $(or $(CKPT),runs/$(EXP)/run/checkpoints/last.ckpt) $(if $(SETS),--sets $(SETS)) $(ARGS)
+	$(PY) -m lst_lightning eval --ckpt $(or $(CKPT),runs/$(EXP)/run/checkpoints/last.ckpt) $(if $(SETS),--sets $(SETS)) $(ARGS)

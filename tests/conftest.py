@@ -41,18 +41,19 @@ def make_datamodule():
     return tiny_datamodule
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_checkpoint():
     """A factory: ``make_checkpoint(path, corpus, network)`` trains ``network`` (an LST or baseline
     config) for one step on ``corpus`` and saves the checkpoint at ``path`` with the module's and
-    the datamodule's hyperparameters, as a real run does."""
+    the datamodule's hyperparameters, as a real run does; ``groups`` are datamodule option groups
+    (``packing={"mode": "tokens"}``) as for :func:`tiny_datamodule`."""
     import lightning as L
 
     from lst_lightning.lit.module import SpeechTextLM
     from lst_lightning.lit.optim import OptimConfig
 
-    def make(path: Path, corpus: Path, network) -> Path:
-        dm = tiny_datamodule(corpus, batch_size=2, max_tokens=256, max_patches=128)
+    def make(path: Path, data_dir: Path, network, **groups) -> Path:
+        dm = tiny_datamodule(data_dir, batch_size=2, max_tokens=256, max_patches=128, **groups)
         module = SpeechTextLM(
             network=network, optim=OptimConfig(warmup_steps=0), vocab_size=dm.vocab_size
         )

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lst_lightning.runs import next_version
+
 SYSTEMS = {
     "tiny_baseline": "Base SpeechLLM",
     "tiny_bpe_baseline": "BPE SpeechLLM",
@@ -45,7 +47,8 @@ def last_scalars(run_dir: Path) -> dict[str, float]:
 
 
 def run_system(exp: str, root: Path, runs: Path, extra: list[str]) -> Path:
-    """Train one experiment into ``runs/<exp>/run`` and return its last checkpoint."""
+    """Train one experiment into a new ``runs/<exp>/run[-k]`` and return its last checkpoint."""
+    version = next_version(runs / exp, "run")
     cmd = [
         sys.executable,
         "-m",
@@ -54,11 +57,12 @@ def run_system(exp: str, root: Path, runs: Path, extra: list[str]) -> Path:
         "--config",
         str(root / "experiments" / f"{exp}.yaml"),
         f"--trainer.logger.init_args.save_dir={runs}",
+        f"--trainer.logger.init_args.version={version}",
         "--trainer.enable_progress_bar=false",
         *extra,
     ]
     subprocess.run(cmd, check=True)
-    return runs / exp / "run" / "checkpoints" / "last.ckpt"
+    return runs / exp / version / "checkpoints" / "last.ckpt"
 
 
 def evaluate_system(ckpt: Path, eval_args: list[str]) -> dict:
@@ -108,7 +112,9 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="lst-lightning reproduce", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     parser.add_argument("--runs", default="runs/reproduce", help="where the runs go")
     parser.add_argument("--out", default="docs/reproduction.md", help="the table")

@@ -34,7 +34,8 @@ def test_cli_writes_json_markdown_and_tensorboard(
     assert doc["headline_rule"] == "per_char" and doc["step"] == 1 and doc["patch_size"] == 4
     table = (out_dir / "results.md").read_text()
     assert "| topic | S->T |" in table and "| swuggy | T->T |" in table
-    assert list((tmp_path / "run").glob("events.out.tfevents.*"))
+    assert list(out_dir.glob("events.out.tfevents.*")), "TensorBoard events beside the results"
+    assert not list((tmp_path / "run").glob("events.out.tfevents.*")), "wrote into the run"
     printed = capsys.readouterr().out
     assert "| benchmark | direction | acc/char (headline)" in printed
     assert main(["--ckpt", str(tmp_path / "missing.ckpt")]) == 2
@@ -71,5 +72,5 @@ def test_callback_logs_and_writes_results_at_test_time(tmp_path, eval_corpus, se
         ("storycloze", "S->S", 4),
         ("storycloze", "T->S", 4),
     ]
-    results = tmp_path / "csv" / "v" / "eval" / "step_0" / "results.json"
+    results = tmp_path / "csv" / "v" / "results.json"  # the test run's own log folder
     assert json.loads(results.read_text())["results"][0]["items"] == 4

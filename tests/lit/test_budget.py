@@ -25,19 +25,17 @@ SHRINK = [
 ]
 
 
-def budget_callbacks(max_flops: float) -> str:
-    return "--trainer.callbacks=" + json.dumps(
-        [
-            {
-                "class_path": "lst_lightning.callbacks.budget.ComputeBudget",
-                "init_args": {"max_flops": max_flops},
-            },
-            {
-                "class_path": "lst_lightning.callbacks.throughput.SpeechThroughputMonitor",
-                "init_args": {"window_size": 2, "peak_flops": 1e12},
-            },
-        ]
-    )
+def budget_callbacks(max_flops: float) -> list[str]:
+    budget = {
+        "class_path": "lst_lightning.callbacks.budget.ComputeBudget",
+        "init_args": {"max_flops": max_flops},
+    }
+    # the throughput monitor is the CLI's own (key `throughput`)
+    return [
+        "--trainer.callbacks=" + json.dumps([budget]),
+        "--throughput.window_size=2",
+        "--throughput.peak_flops=1e12",
+    ]
 
 
 def load_callbacks(name: str) -> dict[str, dict]:
@@ -58,7 +56,7 @@ def test_comparison_experiments_share_their_budgets() -> None:
 
 def test_compute_budget_stops_the_experiment(tiny_corpus: Path, tmp_path: Path) -> None:
     exp = "tiny_compute_controlled_lst"
-    fit(exp, tiny_corpus, tmp_path, *SHRINK, budget_callbacks(BUDGET))
+    fit(exp, tiny_corpus, tmp_path, *SHRINK, *budget_callbacks(BUDGET))
     run = tmp_path / exp / "run"
     logged = scalars(run)
     flops = logged["train/flops_seen"]
@@ -90,7 +88,7 @@ def test_every_comparison_and_cluster_experiment_parses(capsys: pytest.CaptureFi
 @pytest.mark.slow
 def test_cumulative_flops_survive_resume(tiny_corpus: Path, tmp_path: Path) -> None:
     exp = "tiny_compute_controlled_lst"
-    fit(exp, tiny_corpus, tmp_path, *SHRINK, budget_callbacks(BUDGET))
+    fit(exp, tiny_corpus, tmp_path, *SHRINK, *budget_callbacks(BUDGET))
     run = tmp_path / exp / "run"
     last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     # Resume with twice the budget: the count continues from the checkpoint, not from zero.
@@ -99,7 +97,7 @@ def test_cumulative_flops_survive_resume(tiny_corpus: Path, tmp_path: Path) -> N
         tiny_corpus,
         tmp_path,
         *SHRINK,
-        budget_callbacks(2 * BUDGET),
+        *budget_callbacks(2 * BUDGET),
         f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
     )
     resumed = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)

@@ -130,8 +130,9 @@ def test_cli_test_reports_loss_and_benchmarks(tiny_corpus: Path, tmp_path: Path)
             f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
         ]
     )
-    assert "test/loss" in scalars(run)
-    results = list(run.glob("eval/step_*/results.json"))
+    assert "test/loss" in scalars(run / "test" / "step_3")
+    assert "test/loss" not in scalars(run), "test wrote into the training run"
+    results = list(run.glob("test/step_3/results.json"))
     assert results, "no benchmark results written"
     table = results[0].with_name("results.md").read_text()
     for name in ("storycloze", "swuggy", "S->S", "T->T"):

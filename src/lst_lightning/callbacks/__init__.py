@@ -5,6 +5,9 @@
 - :mod:`budget`: stop at a FLOPs budget (compute-controlled) or a token budget (data-controlled).
 - :mod:`throughput`: Lightning's ThroughputMonitor with analytic FLOPs and a peak-FLOPs override.
 - :mod:`eval_callback`: zero-shot benchmark accuracy during training and at test time.
+- :mod:`run_records`: a validation at the end of fit, evaluation logged at the checkpoint's step,
+  ``val/loss`` as the HParams metric, example documents as TensorBoard text.
+- :mod:`console`: a step progress bar, a model summary with the analytic FLOPs, no noise.
 """
 
 from lst_lightning.callbacks.curriculum import CurriculumCallback

@@ -11,7 +11,7 @@ During ``fit`` it scores the first ``val_limit`` items of every embedded set at 
 validation run that falls ``every_n_steps`` after the last one, so TensorBoard shows speech and text
 accuracy over training (``eval/<set>/<s2s|t2t|s2t|t2s>/<rule>``). During ``lst-lightning test`` it
 scores the full sets, logs them the same way and writes ``results.json`` / ``results.md`` into
-``<log dir>/eval/step_<N>/``. Sets, token space and patch size come from the attached
+the test's log folder (``<run>/test/step_<N>/`` for a checkpoint tested through the CLI). Sets, token space and patch size come from the attached
 :class:`~lst_lightning.lit.datamodule.SpeechTextDataModule`; LST is scored with static patches.
 """
 
@@ -127,6 +127,9 @@ class BenchmarkEvalCallback(Callback):
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         results = self._run(trainer, pl_module, self.test_limit)
         if trainer.is_global_zero:
-            out = Path(trainer.log_dir or ".") / "eval" / f"step_{trainer.global_step}"
-            write_results(out, results, step=trainer.global_step, checkpoint="lst-lightning test")
+            restored = getattr(pl_module, "restored_step", None)
+            step = trainer.global_step if restored is None else restored
+            # `lst-lightning test` logs into a folder of its own (<run>/test/step_<N>/)
+            out = Path(trainer.log_dir or ".")
+            write_results(out, results, step=step, checkpoint="lst-lightning test")
             rank_zero_info("\n" + markdown_table(results) + f"\nwrote {out}/results.json")

@@ -184,6 +184,49 @@ class TokenSpace:
         unit_proto = self.unit_bpe_path.read_bytes() if self.unit_bpe_path else None
         self._load(self.model_path.read_bytes(), unit_proto)
 
+    @classmethod
+    def from_bytes(
+        cls,
+        proto: bytes,
+        num_units: int = DEFAULT_NUM_UNITS,
+        unit_proto: bytes | None = None,
+        name: str = "<embedded tokenizer>",
+    ) -> TokenSpace:
+        """A token space from the tokenizers' serialised models (as a checkpoint or an exported
+        folder carries them), without files; ``name`` stands in for the path in messages."""
+        if num_units < 1:
+            raise ValueError(f"num_units must be >= 1, got {num_units}")
+        space = cls.__new__(cls)
+        space.model_path = Path(name)
+        space.num_units = num_units
+        space.unit_bpe_path = Path(f"{name} (unit BPE)") if unit_proto is not None else None
+        space._load(bytes(proto), bytes(unit_proto) if unit_proto is not None else None)
+        return space
+
+    @property
+    def model_bytes(self) -> tuple[bytes, bytes | None]:
+        """The serialised text tokenizer and unit BPE (``None`` without one), for
+        :meth:`from_bytes`."""
+        return self._proto, self._unit_proto
+
+    def layout(self) -> dict[str, int | str]:
+        """The id layout as plain numbers: what a checkpoint records so that a rebuilt space can
+        be checked against the one the model was trained on."""
+        return {
+            "text_vocab_size": self.text_vocab_size,
+            "num_specials": NUM_SPECIALS,
+            "pad_id": self.pad_id,
+            "bos_id": self.bos_id,
+            "eos_id": self.eos_id,
+            "text_id": self.text_id,
+            "speech_id": self.speech_id,
+            "unit_offset": self.unit_offset,
+            "num_units": self.num_units,
+            "num_speech_tokens": self.num_speech_tokens,
+            "speech_tokenizer": self.speech_tokenizer,
+            "vocab_size": self.vocab_size,
+        }
+
     def _load(self, proto: bytes, unit_proto: bytes | None = None) -> None:
         self._proto = proto
         self._sp = _processor(proto, self.model_path, "text tokenizer")

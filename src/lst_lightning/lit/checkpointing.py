@@ -58,7 +58,19 @@ def read_checkpoint(
         if loader is not None:
             return loader(path, map_location=map_location, weights_only=weights_only)
         return torch.load(path, map_location=map_location, weights_only=weights_only)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+    except pickle.UnpicklingError as e:
+        if not weights_only or "Weights only load failed" not in str(e):
+            raise CheckpointError(
+                f"{path} ({path.stat().st_size} bytes) is not a readable checkpoint: it is "
+                f"truncated or corrupt ({str(e).splitlines()[0] if str(e) else 'unpickling'})"
+            ) from e
+        reason = str(e).split("\n\n")[-1].strip().splitlines()[0]
+        raise CheckpointError(
+            f"{path}: refusing to load: it holds objects that a weights-only load does not allow "
+            f"({reason}). Checkpoints written by lst-lightning load safely; this one was written "
+            "by other code"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(
             f"{path} ({path.stat().st_size} bytes) is not a readable checkpoint: it is truncated "

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
 
 from ..data.stream.batch import IGNORE_INDEX, PackedBatch
+from ..hub.checkpoint import (
+    KIT_KEY,
+    kit_record,
+    network_from_hparams,
+    read_checkpoint,
+    safe_globals,
+)
+from ..hub.configs import from_dict
 from ..model import BaselineConfig, LSTConfig, build_model
 from ..model.config import TransformerConfig
 from ..model.flops import batch_training_flops
-from .checkpointing import read_checkpoint
 from .optim import OptimConfig, build_optimizer
+
+# Lightning's own ``load_from_checkpoint`` loads weights-only; the kit's config dataclasses are safe.
+torch.serialization.add_safe_globals(safe_globals())
 
 
 class NonFiniteError(RuntimeError):
@@ -62,17 +74,37 @@ class SpeechTextLM(L.LightningModule):
         network: LSTConfig | BaselineConfig = default_network(),  # noqa: B008 - never mutated
         optim: OptimConfig = OptimConfig(),  # noqa: B008
         vocab_size: int | None = None,
+        init_from: str | None = None,
     ) -> None:
         """``network``: which model and its sizes. ``optim``: the optimiser recipe.
         ``vocab_size``: size of the data's token space; linked from the datamodule by the CLI and
-        overriding ``network.vocab_size`` when given."""
+        overriding ``network.vocab_size`` when given. ``init_from``: warm start (see
+        :mod:`lst_lightning.hub.warm_start`): a local Hugging Face Llama-style folder initialises
+        the global transformer (LST) or the whole baseline, a kit checkpoint or exported folder
+        the matching weights; applied when ``fit`` starts (not when resuming)."""
         super().__init__()
-        self.save_hyperparameters()
+        network = network_from_hparams(network)
+        if isinstance(optim, dict):
+            optim = from_dict(optim, OptimConfig, where="optim")
+        # hyperparameters as plain data (the network with its class), so that a checkpoint and
+        # the logged hparams re-parse without the kit's pickled objects
+        self.save_hyperparameters(
+            {
+                "network": to_hparams(network),
+                "optim": dataclasses.asdict(optim),
+                "vocab_size": vocab_size,
+                "init_from": init_from,
+            }
+        )
         if vocab_size is not None:
             network = dataclasses.replace(network, vocab_size=vocab_size)
         self.network_config = network
         self.optim_config = optim
+        self.init_from = init_from
         self.net = build_model(network)
+        self.restored_step: int | None = None
+        """``global_step`` of the checkpoint loaded into this module (``None`` if none): what
+        validate/test of a checkpoint log at."""
         self.register_buffer("tokens_seen", torch.zeros((), dtype=torch.long))
         self.register_buffer("global_positions_seen", torch.zeros((), dtype=torch.long))
         # A Python float kept in the checkpoint, not a buffer: FLOPs outgrow int64 at scale and a
@@ -180,11 +212,31 @@ class SpeechTextLM(L.LightningModule):
         for name, value in self.losses(batch).items():
             self.log(f"test/{name}", value, batch_size=size, sync_dist=True)
 
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.init_from:
+            self._warm_start()
+
+    def _warm_start(self) -> None:
+        from ..hub.warm_start import warm_start
+
+        trainer = self.trainer
+        if trainer.ckpt_path is not None:
+            rank_zero_info(
+                f"init_from {self.init_from}: skipped, resuming from {trainer.ckpt_path}"
+            )
+            return
+        space = getattr(trainer.datamodule, "token_space", None)
+        report = warm_start(self.net, self.network_config, self.init_from, space)
+        rank_zero_info(report.summary())
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["flops_seen"] = self.flops_seen
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        checkpoint[KIT_KEY] = kit_record(self.network_config, datamodule)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.flops_seen = float(checkpoint.get("flops_seen", 0.0))
+        self.restored_step = int(checkpoint.get("global_step", 0))
 
     def configure_optimizers(self):
         total = self.trainer.estimated_stepping_batches
@@ -202,37 +254,25 @@ class SpeechTextLM(L.LightningModule):
         }
 
 
-def network_from_hparams(value: LSTConfig | BaselineConfig | dict) -> LSTConfig | BaselineConfig:
-    """The network config saved in a checkpoint's hyperparameters.
+def to_hparams(network: LSTConfig | BaselineConfig) -> dict[str, Any]:
+    """The network as saved in hyperparameters: ``{"class_path", "init_args"}``."""
+    from ..hub.configs import to_dict
 
-    Checkpoints written through the CLI store it as a plain dict (jsonargparse drops the class),
-    which Lightning's own re-instantiation resolves to the default (LST) even for a baseline; the
-    two configs have disjoint keys (``transformer`` vs ``encoder``/``global_model``/``decoder``),
-    so the dict says which one it is.
-    """
-    if isinstance(value, LSTConfig | BaselineConfig):
-        return value
-    d = dict(value)
-    if "transformer" in d:
-        return BaselineConfig(**{**d, "transformer": TransformerConfig(**d["transformer"])})
-    stacks = {k: TransformerConfig(**d[k]) for k in ("encoder", "global_model", "decoder")}
-    return LSTConfig(**{**d, **stacks})
+    return to_dict(network)
 
 
 def load_module(path: str, map_location: str | torch.device = "cpu") -> SpeechTextLM:
-    """A trained :class:`SpeechTextLM` from a checkpoint, whichever network it holds (load only
-    checkpoints you trust: they are pickles)."""
-    checkpoint = read_checkpoint(path, map_location=map_location, weights_only=False)
+    """A trained :class:`SpeechTextLM` from a checkpoint, whichever network it holds, read
+    weights-only (no unpickling of code; see :func:`lst_lightning.hub.checkpoint.read_checkpoint`)."""
+    checkpoint = read_checkpoint(path)
     hp = checkpoint.get("hyper_parameters", {})
-    optim = hp.get("optim", OptimConfig())
-    if isinstance(optim, dict):
-        optim = OptimConfig(**{**optim, "betas": tuple(optim.get("betas", (0.9, 0.95)))})
+    network = checkpoint.get(KIT_KEY, {}).get("network", hp["network"])
     module = SpeechTextLM(
-        network=network_from_hparams(hp["network"]), optim=optim, vocab_size=hp.get("vocab_size")
+        network=network, optim=hp.get("optim", OptimConfig()), vocab_size=hp.get("vocab_size")
     )
     module.load_state_dict(checkpoint["state_dict"])
     module.on_load_checkpoint(checkpoint)
-    return module
+    return module.to(map_location)
 
 
 __all__ = [
