@@ -36,7 +36,7 @@ def test_cli_writes_json_markdown_and_tensorboard(
     assert "| topic | S->T |" in table and "| swuggy | T->T |" in table
     assert list((tmp_path / "run").glob("events.out.tfevents.*"))
     printed = capsys.readouterr().out
-    assert "| benchmark | direction | acc/char (headline)" in printed
+    assert "| benchmark | direction | headline |" in printed
     assert main(["--ckpt", str(tmp_path / "missing.ckpt")]) == 2
     assert main(["--ckpt", str(ckpt), "--sets", "nope"]) == 2
     assert "no benchmark named nope" in capsys.readouterr().err
