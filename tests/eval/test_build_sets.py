@@ -52,7 +52,9 @@ def test_minimal_pairs_have_no_length_or_spelling_cue(benchmarks, eval_corpus, s
         # "the shorter rendering wins" is at chance: the two sides differ by at most one pair
         assert abs(shorter["good"] - shorter["bad"]) <= 1, (name, shorter)
         lengths = manifest[name]["spoken_lengths"]
-        assert lengths["good_shorter"] == shorter["good"] and lengths["bad_shorter"] == shorter["bad"]
+        assert (
+            lengths["good_shorter"] == shorter["good"] and lengths["bad_shorter"] == shorter["bad"]
+        )
     for item in benchmarks["swuggy"].items:
         real, nonce = item.endings[item.label], item.endings[1 - item.label]
         assert sum(a != b for a, b in zip(real, nonce, strict=True)) == 1

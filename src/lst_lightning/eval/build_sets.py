@@ -60,8 +60,8 @@ SET_DESCRIPTIONS = {
     "storycloze": "real continuation vs a same-first-word span of another document (2-way)",
     "topic": "real continuation vs a random span of another document (2-way, Topic-StoryCloze style)",
     "hellaswag": "real continuation vs three same-first-word spans of other documents (4-way)",
-    "swuggy": "real word vs one-letter nonce word (lexical minimal pairs)",
-    "sblimp": "grammatical vs agreement-flipped / word-swapped word sequence (syntactic minimal pairs)",
+    "swuggy": "real word vs one-letter nonce word, spoken lengths matched (lexical minimal pairs)",
+    "sblimp": "grammatical vs same-length agreement / case / word-order change (syntactic pairs)",
 }
 ALL_SETS = tuple(SET_DESCRIPTIONS)
 DEFAULT_ITEMS = {"storycloze": 600, "topic": 600, "hellaswag": 500, "swuggy": 600, "sblimp": 600}
