@@ -293,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # EspeakMissing: the tts renderer without espeak-ng
+        if type(e).__name__ != "EspeakMissing":
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"built {out} in {time.perf_counter() - start:.1f} s with {manifest['renderer']}")
     for name, info in manifest["sets"].items():
         print(f"  {name}: {info['items']} items, {info['choices']} choices: {info['description']}")
