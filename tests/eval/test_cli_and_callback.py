@@ -34,6 +34,7 @@ def test_cli_writes_json_markdown_and_tensorboard(
     assert doc["headline_rule"] == "per_char" and doc["step"] == 1 and doc["patch_size"] == 4
     table = (out_dir / "results.md").read_text()
     assert "| topic | S->T |" in table and "| swuggy | T->T |" in table
+    assert "No-model heuristics" in table and "best no-model heuristic" in table
     assert list((tmp_path / "run").glob("events.out.tfevents.*"))
     printed = capsys.readouterr().out
     assert "| benchmark | direction | headline |" in printed
@@ -73,3 +74,4 @@ def test_callback_logs_and_writes_results_at_test_time(tmp_path, eval_corpus, se
     ]
     results = tmp_path / "csv" / "v" / "eval" / "step_0" / "results.json"
     assert json.loads(results.read_text())["results"][0]["items"] == 4
+    assert "No-model heuristics" in results.with_name("results.md").read_text()
