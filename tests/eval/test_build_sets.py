@@ -7,7 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from lst_lightning.eval.build_sets import build_sets, held_out_documents, story_items
+from lst_lightning.eval.build_sets import (
+    build_sets,
+    held_out_documents,
+    sets_are_built,
+    story_items,
+)
 from lst_lightning.eval.minimal_pairs import PHENOMENA, SWAPS, LengthBalance, ungrammatical
 from lst_lightning.eval.render import GeneratedVoiceRenderer, TTSRenderer, speak_item
 from lst_lightning.eval.tasks import BenchmarkItem
@@ -136,3 +141,12 @@ def test_tts_renderer_renders_prompt_and_endings_separately():
     bad = TTSRenderer("v", lambda w, sr: np.array([900]), synthesize=synthesize, num_units=501)
     with pytest.raises(ValueError, match=r"outside \[0, 501\)"):
         bad.render("a")
+
+
+def test_sets_of_an_older_construction_count_as_not_built(sets_dir, tmp_path):
+    assert sets_are_built(sets_dir)
+    for f in sets_dir.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest | {"version": 1}))
+    assert not sets_are_built(tmp_path)

@@ -67,6 +67,9 @@ ALL_SETS = tuple(SET_DESCRIPTIONS)
 DEFAULT_ITEMS = {"storycloze": 600, "topic": 600, "hellaswag": 500, "swuggy": 600, "sblimp": 600}
 """Items per set: enough to separate systems (at chance the binomial standard error is 2.0
 points for 600 two-way items and 1.9 for 500 four-way ones, so a 95% interval is about +-4)."""
+SETS_VERSION = 2
+"""Version of the construction; sets written by another version count as not built (version 1:
+100/200 items, length- and spelling-cued minimal pairs, order-dependent renderings)."""
 MAX_PROMPT_WORDS = 24
 """Prompts are cut at most this many words into a document (spoken, about 300 units)."""
 
@@ -177,6 +180,7 @@ def build_sets(
     manifest: dict = {
         "corpus": str(corpus_dir),
         "renderer": renderer.name,
+        "version": SETS_VERSION,
         "seed": seed,
         "held_out_documents": len(docs),
         "sets": {},
@@ -224,10 +228,14 @@ def build_sets(
 
 
 def sets_are_built(out_dir: str | Path, sets: Sequence[str] = ALL_SETS) -> bool:
+    """Whether ``out_dir`` holds ``sets``, written by this :data:`SETS_VERSION` of the builder."""
     manifest = Path(out_dir) / "manifest.json"
     if not manifest.is_file():
         return False
-    listed = json.loads(manifest.read_text()).get("sets", {})
+    doc = json.loads(manifest.read_text())
+    if doc.get("version") != SETS_VERSION:
+        return False  # built by an older construction: rebuild
+    listed = doc.get("sets", {})
     return all(s in listed and (Path(out_dir) / f"{s}.jsonl").is_file() for s in sets)
 
 
