@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from lst_lightning.eval.build_sets import build_sets, held_out_documents
+from lst_lightning.eval.build_sets import (
+    build_sets,
+    held_out_documents,
+    sets_are_built,
+    story_items,
+)
+from lst_lightning.eval.minimal_pairs import PHENOMENA, SWAPS, LengthBalance, ungrammatical
 from lst_lightning.eval.render import GeneratedVoiceRenderer, TTSRenderer, speak_item
 from lst_lightning.eval.tasks import BenchmarkItem
 
@@ -20,7 +28,7 @@ def test_story_items_come_from_held_out_text_with_matched_distractors(eval_corpu
         assert len(set(labels)) > 1  # the correct ending is not always in the same place
         for item in bench.items:
             true = item.endings[item.label]
-            assert any(d.startswith(f"{item.prompt} {true}") for d in held_out)
+            assert any(f"{item.prompt} {true}" in d for d in held_out)
             assert f"{item.prompt} {true}" not in train
             lengths = {len(e.split()) for e in item.endings}
             assert len(lengths) == 1 and len(set(item.endings)) == choices
@@ -28,22 +36,70 @@ def test_story_items_come_from_held_out_text_with_matched_distractors(eval_corpu
                 assert len({e.split()[0] for e in item.endings}) == 1
 
 
-def test_minimal_pairs(benchmarks, eval_corpus):
+def _shape(text: str) -> str:
+    """The capitals and punctuation in order: what a spelling cue could use."""
+    return "".join(c for c in text if not c.islower() and c != " ")
+
+
+def test_minimal_pairs_have_no_length_or_spelling_cue(benchmarks, eval_corpus, sets_dir):
     known = set((eval_corpus / "text_train.txt").read_text().split())
+    manifest = json.loads((sets_dir / "manifest.json").read_text())["sets"]
+    for name in ("swuggy", "sblimp"):
+        bench = benchmarks[name]
+        shorter = {"good": 0, "bad": 0}
+        for item in bench.items:
+            good, bad = item.endings[item.label], item.endings[1 - item.label]
+            assert item.prompt == "" and item.prompt_units == ()
+            assert good != bad and len(good) == len(bad) and _shape(good) == _shape(bad)
+            g, b = len(item.ending_units[item.label]), len(item.ending_units[1 - item.label])
+            if g != b:
+                shorter["good" if g < b else "bad"] += 1
+        # "the shorter rendering wins" is at chance: the two sides differ by at most one pair
+        assert abs(shorter["good"] - shorter["bad"]) <= 1, (name, shorter)
+        lengths = manifest[name]["spoken_lengths"]
+        assert (
+            lengths["good_shorter"] == shorter["good"] and lengths["bad_shorter"] == shorter["bad"]
+        )
     for item in benchmarks["swuggy"].items:
         real, nonce = item.endings[item.label], item.endings[1 - item.label]
-        assert item.prompt == "" and item.prompt_units == ()
-        assert (
-            len(real) == len(nonce) and sum(a != b for a, b in zip(real, nonce, strict=True)) == 1
-        )
+        assert sum(a != b for a, b in zip(real, nonce, strict=True)) == 1
         assert nonce not in known
+    phenomena = {item.id.split("/")[1] for item in benchmarks["sblimp"].items}
+    assert phenomena <= set(PHENOMENA) and len(phenomena) >= 2
     for item in benchmarks["sblimp"].items:
         good, bad = item.endings[item.label].split(), item.endings[1 - item.label].split()
-        assert good != bad and len(good) == len(bad)
-        if "/agreement/" in item.id:
-            assert {a for a, b in zip(good, bad, strict=True) if a != b} <= {"was", "were"}
+        assert len(good) == len(bad)
+        changed = [(a, b) for a, b in zip(good, bad, strict=True) if a != b]
+        kind = item.id.split("/")[1]
+        if kind == "word_order":
+            assert sorted(good) == sorted(bad) and len(changed) == 2
         else:
-            assert sorted(good) == sorted(bad)
+            assert len(changed) == 1 and SWAPS[kind][changed[0][0]] == changed[0][1]
+
+
+def test_length_balance_and_ungrammatical_keep_counts():
+    balance = LengthBalance()
+    admitted = []
+    for good, bad in [(3, 4), (3, 5), (5, 5), (2, 6), (6, 2), (7, 3), (1, 9)]:
+        if balance.admits(good, bad):
+            balance.add(good, bad)
+            admitted.append((good, bad))
+    assert admitted == [(3, 4), (5, 5), (6, 2), (7, 3), (1, 9)]
+    rng = np.random.default_rng(0)
+    words = "Then she was , they said , seen by us".split()
+    for prefer in (["agreement"], ["case"], ["word_order"]):
+        kind, bad = ungrammatical(words, rng, prefer)
+        assert kind == prefer[0] and len(" ".join(bad)) == len(" ".join(words))
+        assert _shape(" ".join(bad)) == _shape(" ".join(words))
+    assert ungrammatical(["Yes,", "Sir."], rng) is None  # nothing bare and lower-case to change
+
+
+def test_story_sets_take_several_passages_per_document(eval_corpus, tmp_path):
+    docs = held_out_documents(eval_corpus)
+    items = story_items("storycloze", docs, 10_000, np.random.default_rng(0))
+    sources = [next(i for i, d in enumerate(docs) if f"{it.prompt} " in d) for it in items]
+    assert len(items) > len(set(sources))  # some document gave more than one item
+    assert len({it.prompt for it in items}) == len(items)
 
 
 def test_build_is_deterministic_and_spoken_form_is_the_corpus_voice(
@@ -85,3 +141,12 @@ def test_tts_renderer_renders_prompt_and_endings_separately():
     bad = TTSRenderer("v", lambda w, sr: np.array([900]), synthesize=synthesize, num_units=501)
     with pytest.raises(ValueError, match=r"outside \[0, 501\)"):
         bad.render("a")
+
+
+def test_sets_of_an_older_construction_count_as_not_built(sets_dir, tmp_path):
+    assert sets_are_built(sets_dir)
+    for f in sets_dir.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest | {"version": 1}))
+    assert not sets_are_built(tmp_path)

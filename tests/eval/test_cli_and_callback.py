@@ -34,10 +34,11 @@ def test_cli_writes_json_markdown_and_tensorboard(
     assert doc["headline_rule"] == "per_char" and doc["step"] == 1 and doc["patch_size"] == 4
     table = (out_dir / "results.md").read_text()
     assert "| topic | S->T |" in table and "| swuggy | T->T |" in table
+    assert "No-model heuristics" in table and "best no-model heuristic" in table
     assert list(out_dir.glob("events.out.tfevents.*")), "TensorBoard events beside the results"
     assert not list((tmp_path / "run").glob("events.out.tfevents.*")), "wrote into the run"
     printed = capsys.readouterr().out
-    assert "| benchmark | direction | acc/char (headline)" in printed
+    assert "| benchmark | direction | headline |" in printed
     assert main(["--ckpt", str(tmp_path / "missing.ckpt")]) == 2
     assert main(["--ckpt", str(ckpt), "--sets", "nope"]) == 2
     assert "no benchmark named nope" in capsys.readouterr().err
@@ -74,3 +75,4 @@ def test_callback_logs_and_writes_results_at_test_time(tmp_path, eval_corpus, se
     ]
     results = tmp_path / "csv" / "v" / "results.json"  # the test run's own log folder
     assert json.loads(results.read_text())["results"][0]["items"] == 4
+    assert "No-model heuristics" in results.with_name("results.md").read_text()

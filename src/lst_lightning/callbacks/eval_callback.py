@@ -71,6 +71,7 @@ class BenchmarkEvalCallback(Callback):
         self.max_tokens = max_tokens
         self.max_rows = max_rows
         self._benchmarks: list[Benchmark] | None = None
+        self._folder: Path | None = None
         self._last_step: int | None = None
         self.last_results: list[EvalResult] = []
 
@@ -92,6 +93,7 @@ class BenchmarkEvalCallback(Callback):
                 rank_zero_info(f"building the embedded benchmark sets in {folder}")
                 build_sets(dm.data_dir, folder, make_renderer(dm.data_dir))
             self._benchmarks = load_benchmarks(folder, self.sets, dm.num_units)
+            self._folder = folder
         return self._benchmarks
 
     def _run(
@@ -131,5 +133,11 @@ class BenchmarkEvalCallback(Callback):
             step = trainer.global_step if restored is None else restored
             # `lst-lightning test` logs into a folder of its own (<run>/test/step_<N>/)
             out = Path(trainer.log_dir or ".")
-            write_results(out, results, step=step, checkpoint="lst-lightning test")
+            write_results(
+                out,
+                results,
+                step=step,
+                checkpoint="lst-lightning test",
+                sets_dir=str(self._folder),  # its heuristics.json goes beside the results
+            )
             rank_zero_info("\n" + markdown_table(results) + f"\nwrote {out}/results.json")

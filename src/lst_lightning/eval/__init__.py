@@ -4,6 +4,8 @@
 - :mod:`render`: text -> speech units (the generated voice, or TTS + the unit tokenizer).
 - :mod:`build_sets`, :mod:`minimal_pairs`: the embedded sets, built offline from held-out text.
 - :mod:`scoring`: candidate documents per direction, packed batches, log-likelihoods.
+- :mod:`heuristics`: no-model baselines (length, overlap, in-vocabulary, n-gram LMs) per set, and
+  the 95% Wilson intervals; a set a heuristic solves beyond chance + 2 SE is flagged.
 - :mod:`runner`, :mod:`report`: accuracies per benchmark x direction, JSON / markdown / TensorBoard.
 - ``python -m lst_lightning.eval --ckpt PATH``: evaluate a checkpoint (see :mod:`.__main__`).
 """

@@ -12,7 +12,14 @@ from other documents:
 - ``topic`` (2 endings, Topic-StoryCloze style): the distractor is a span at a random place of a
   random other document, so it is off-topic and usually breaks the sentence at the join;
 - ``hellaswag`` (4 endings): a longer prompt and ending, three same-first-word distractors;
-- ``swuggy`` and ``sblimp``: spoken minimal pairs (see :mod:`lst_lightning.eval.minimal_pairs`).
+- ``swuggy`` and ``sblimp``: spoken minimal pairs (see :mod:`lst_lightning.eval.minimal_pairs`),
+  length-balanced in their spoken form and without character-count or spelling cues.
+
+A document gives several items (one per passage of ``MAX_PROMPT_WORDS`` + ending words), so a few
+hundred held-out documents give the ~600 items per set that separate systems. After the sets,
+the no-model heuristics (:mod:`lst_lightning.eval.heuristics`) are scored on them and written to
+``heuristics.json``; a set that a heuristic solves better than chance by more than 2 standard
+errors is flagged in the manifest and in every results table.
 
 Every set is written in the written and the spoken form: the prompt and every ending rendered
 separately by a :class:`~lst_lightning.eval.render.SpeechRenderer` (the corpus' generated voice,
@@ -30,8 +37,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from lst_lightning.data.records import iter_aligned_jsonl, write_text_atomic
+from lst_lightning.eval.heuristics import HEURISTICS_FILE, heuristics_report, write_heuristics
 from lst_lightning.eval.minimal_pairs import lexical_pairs, syntactic_pairs
 from lst_lightning.eval.render import (
     GeneratedVoiceRenderer,
@@ -51,13 +60,16 @@ SET_DESCRIPTIONS = {
     "storycloze": "real continuation vs a same-first-word span of another document (2-way)",
     "topic": "real continuation vs a random span of another document (2-way, Topic-StoryCloze style)",
     "hellaswag": "real continuation vs three same-first-word spans of other documents (4-way)",
-    "swuggy": "real word vs one-letter nonce word (lexical minimal pairs)",
-    "sblimp": "grammatical vs agreement-flipped / word-swapped word sequence (syntactic minimal pairs)",
+    "swuggy": "real word vs one-letter nonce word, spoken lengths matched (lexical minimal pairs)",
+    "sblimp": "grammatical vs same-length agreement / case / word-order change (syntactic pairs)",
 }
 ALL_SETS = tuple(SET_DESCRIPTIONS)
-DEFAULT_ITEMS = {"storycloze": 100, "topic": 100, "hellaswag": 100, "swuggy": 200, "sblimp": 200}
-"""Items per set: sized so that ``make eval`` of a tiny model takes a few CPU minutes. At chance
-the binomial standard error is 5 points for 100 two-way items and 3.5 points for 200."""
+DEFAULT_ITEMS = {"storycloze": 600, "topic": 600, "hellaswag": 500, "swuggy": 600, "sblimp": 600}
+"""Items per set: enough to separate systems (at chance the binomial standard error is 2.0
+points for 600 two-way items and 1.9 for 500 four-way ones, so a 95% interval is about +-4)."""
+SETS_VERSION = 2
+"""Version of the construction; sets written by another version count as not built (version 1:
+100/200 items, length- and spelling-cued minimal pairs, order-dependent renderings)."""
 MAX_PROMPT_WORDS = 24
 """Prompts are cut at most this many words into a document (spoken, about 300 units)."""
 
@@ -87,21 +99,31 @@ def known_words(corpus_dir: str | Path, documents: Sequence[str]) -> set[str]:
     return words
 
 
+def passages(documents: Sequence[list[str]], span: int) -> list[tuple[int, int]]:
+    """``(document, first word)`` of consecutive, non-overlapping ``span``-word passages (the last
+    one of a document may be shorter): several items per document, none sharing words."""
+    return [(d, lo) for d, words in enumerate(documents) for lo in range(0, len(words), span)]
+
+
 def story_items(
     name: str, documents: Sequence[str], count: int, rng: np.random.Generator
 ) -> list[BenchmarkItem]:
-    """Up to ``count`` items of story set ``name``; each document is a source at most once."""
+    """Up to ``count`` items of story set ``name``, one per passage of a held-out document (each
+    passage at most ``MAX_PROMPT_WORDS`` + the longest ending long, so a document gives several);
+    distractors come from other documents."""
     choices, min_prompt, (lo, hi), same_first = STORY_SETS[name]
     split = [d.split() for d in documents]
     starts: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for d, words in enumerate(split):
         for pos in range(1, len(words)):
             starts[words[pos]].append((d, pos))
+    sources = passages(split, MAX_PROMPT_WORDS + hi)
     items: list[BenchmarkItem] = []
-    for d in rng.permutation(len(split)):
+    for k in rng.permutation(len(sources)):
         if len(items) == count:
             break
-        words = split[int(d)]
+        d, first = sources[int(k)]
+        words = split[d][first : first + MAX_PROMPT_WORDS + hi]
         m = int(rng.integers(lo, hi + 1))
         if len(words) < min_prompt + m:
             continue
@@ -112,9 +134,9 @@ def story_items(
         else:
             pool = [(e, 0) for e in range(len(split)) if e != d and len(split[e]) > m]
         picked: list[list[str]] = []
-        used_docs = {int(d)}
-        for k in rng.permutation(len(pool)):
-            e, p = pool[int(k)]
+        used_docs = {d}
+        for j in rng.permutation(len(pool)):
+            e, p = pool[int(j)]
             if e in used_docs:
                 continue
             if not same_first:
@@ -143,8 +165,10 @@ def build_sets(
     seed: int = 0,
     items: int | None = None,
     sets: Sequence[str] = ALL_SETS,
+    with_heuristics: bool = True,
 ) -> dict:
-    """Write ``<set>.jsonl`` for each set and ``manifest.json`` (last); return the manifest."""
+    """Write ``<set>.jsonl`` for each set, ``heuristics.json`` (the no-model baselines, see
+    :mod:`lst_lightning.eval.heuristics`) and ``manifest.json`` (last); return the manifest."""
     unknown = [s for s in sets if s not in SET_DESCRIPTIONS]
     if unknown:
         raise ValueError(f"unknown set {', '.join(unknown)}; choose from {', '.join(ALL_SETS)}")
@@ -156,37 +180,62 @@ def build_sets(
     manifest: dict = {
         "corpus": str(corpus_dir),
         "renderer": renderer.name,
+        "version": SETS_VERSION,
         "seed": seed,
         "held_out_documents": len(docs),
         "sets": {},
     }
-    for i, name in enumerate(sets):
-        rng = np.random.default_rng([seed, i, sum(map(ord, name))])
-        count = items or DEFAULT_ITEMS[name]
-        if name in STORY_SETS:
-            written = story_items(name, docs, count, rng)
-        elif name == "swuggy":
-            written = lexical_pairs(docs, known_words(corpus_dir, docs), count, rng)
-        else:
-            written = syntactic_pairs(docs, count, rng)
-        if not written:
-            raise ValueError(f"{corpus_dir}: the held-out text is too short to build {name}")
-        spoken = [speak_item(item, renderer) for item in written]
-        write_benchmark(out / f"{name}.jsonl", spoken)
-        manifest["sets"][name] = {
-            "description": SET_DESCRIPTIONS[name],
-            "items": len(spoken),
-            "choices": spoken[0].num_choices,
-        }
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # renders are tiny: extra threads only contend (10x slower on 2 cores)
+    try:
+        for i, name in enumerate(sets):
+            rng = np.random.default_rng([seed, i, sum(map(ord, name))])
+            count = items or DEFAULT_ITEMS[name]
+            stats: dict = {}
+            if name in STORY_SETS:
+                spoken = [
+                    speak_item(item, renderer) for item in story_items(name, docs, count, rng)
+                ]
+            elif name == "swuggy":
+                known = known_words(corpus_dir, docs)
+                spoken, lengths = lexical_pairs(docs, known, count, rng, renderer)
+                stats = {"spoken_lengths": lengths}
+            else:
+                spoken, stats = syntactic_pairs(docs, count, rng, renderer)
+            if not spoken:
+                raise ValueError(f"{corpus_dir}: the held-out text is too short to build {name}")
+            write_benchmark(out / f"{name}.jsonl", spoken)
+            manifest["sets"][name] = {
+                "description": SET_DESCRIPTIONS[name],
+                "items": len(spoken),
+                "choices": spoken[0].num_choices,
+                **stats,
+            }
+    finally:
+        torch.set_num_threads(threads)
+    if with_heuristics:
+        report = heuristics_report(corpus_dir, out, sets)
+        write_heuristics(out, report)
+        for name, rows in report["sets"].items():
+            manifest["sets"][name]["heuristics"] = {
+                f"{r['form']}: {r['heuristic']}": round(r["accuracy"], 4) for r in rows
+            }
+            manifest["sets"][name]["flagged"] = [
+                f"{r['form']}: {r['heuristic']}" for r in rows if r["flagged"]
+            ]
     write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
 def sets_are_built(out_dir: str | Path, sets: Sequence[str] = ALL_SETS) -> bool:
+    """Whether ``out_dir`` holds ``sets``, written by this :data:`SETS_VERSION` of the builder."""
     manifest = Path(out_dir) / "manifest.json"
     if not manifest.is_file():
         return False
-    listed = json.loads(manifest.read_text()).get("sets", {})
+    doc = json.loads(manifest.read_text())
+    if doc.get("version") != SETS_VERSION:
+        return False  # built by an older construction: rebuild
+    listed = doc.get("sets", {})
     return all(s in listed and (Path(out_dir) / f"{s}.jsonl").is_file() for s in sets)
 
 
@@ -236,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         "--items",
         type=int,
         default=None,
-        help="items per set (default: 100 per story set, 200 per minimal-pair set)",
+        help="items per set (default: 600 per 2-way set, 500 for hellaswag)",
     )
     parser.add_argument("--sets", nargs="+", default=list(ALL_SETS), choices=ALL_SETS)
     parser.add_argument("--force", action="store_true", help="rebuild even if the sets exist")
@@ -252,9 +301,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # EspeakMissing: the tts renderer without espeak-ng
+        if type(e).__name__ != "EspeakMissing":
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"built {out} in {time.perf_counter() - start:.1f} s with {manifest['renderer']}")
     for name, info in manifest["sets"].items():
         print(f"  {name}: {info['items']} items, {info['choices']} choices: {info['description']}")
+        if info.get("flagged"):
+            print(f"    a no-model heuristic beats chance by > 2 SE: {', '.join(info['flagged'])}")
+    print(f"no-model heuristics: {out / HEURISTICS_FILE}")
     return 0
 
 

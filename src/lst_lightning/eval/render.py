@@ -7,7 +7,8 @@ does the same with any :class:`SpeechRenderer`. Two are provided:
   voice, rebuilt from the corpus seed), with frame durations and silences drawn from a stream the
   corpus never used, so the renderings are new speech in the training voice.
 - :class:`TTSRenderer` synthesises audio with the kit's TTS engine (``lst_lightning.data.corpora.tts``) in a
-  voice held out of training and turns it into units with the training unit tokenizer.
+  voice held out of training and turns it into units with the training unit tokenizer. Each text is
+  synthesised from the same saved engine state, so its units do not depend on the build order.
 """
 
 from __future__ import annotations
@@ -86,18 +87,21 @@ class TTSRenderer:
         synthesize: Synthesize | None = None,
         num_units: int | None = None,
     ) -> None:
-        """``synthesize`` defaults to ``lst_lightning.data.corpora.tts.synthesize_audio`` (imported lazily, so
-        the kit works without a TTS engine until this renderer is used)."""
+        """``synthesize`` defaults to a ``lst_lightning.data.corpora.tts.ResettingEngine`` in
+        ``voice`` (imported lazily, so the kit works without a TTS engine until this renderer is
+        used): it puts espeak-ng back into one saved state before every text, so a text renders
+        the same whatever was rendered before it (plain espeak-ng carries state between calls)."""
         if synthesize is None:
             try:
-                from lst_lightning.data.corpora.tts import synthesize_audio
+                from lst_lightning.data.corpora.tts import ResettingEngine
             except ImportError as e:
                 raise ImportError(
-                    f"the tts renderer needs lst_lightning.data.corpora.tts.synthesize_audio ({e})"
+                    f"the tts renderer needs lst_lightning.data.corpora.tts.ResettingEngine ({e})"
                 ) from None
+            engine = ResettingEngine(voice)
 
             def synthesize(text: str, voice: str) -> tuple[np.ndarray, list]:
-                return synthesize_audio(text, voice), []  # units only: no word timings needed
+                return engine.synthesize_audio(text), []  # units only: no word timings needed
 
         self.voice = voice
         self.tokenizer = tokenizer

@@ -10,12 +10,15 @@ import numpy as np
 import torch
 
 from lst_lightning.data.vocab import TokenSpace
+from lst_lightning.eval.heuristics import wilson_interval
 from lst_lightning.eval.scoring import (
+    HEADLINE_RULE,
     RULES,
     Candidate,
     Model,
     build_candidate,
     choice_credit,
+    headline_rule,
     rule_scores,
     score_candidates,
 )
@@ -34,6 +37,10 @@ class EvalResult:
     accuracy: dict[str, float | None] = field(default_factory=dict)
     """Per scoring rule; ``None`` where the rule does not apply (per_char without text)."""
     seconds: float = 0.0
+    interval: dict[str, list[float] | None] = field(default_factory=dict)
+    """Per scoring rule: the 95% Wilson score interval ``[low, high]`` of the accuracy."""
+    headline_rule: str = HEADLINE_RULE
+    """The rule this benchmark is read by (see :func:`~lst_lightning.eval.scoring.headline_rule`)."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -68,14 +75,21 @@ def evaluate_benchmark(
             for item, (lo, hi) in zip(benchmark.items, spans, strict=True)
         ]
         accuracy[rule] = None if np.isnan(credits).any() else float(np.mean(credits))
+    n = len(benchmark.items)
+    interval = {
+        rule: None if acc is None else list(wilson_interval(acc, n))
+        for rule, acc in accuracy.items()
+    }
     return EvalResult(
         benchmark.name,
         direction,
-        len(benchmark.items),
+        n,
         benchmark.num_choices,
         benchmark.chance,
         accuracy,
         time.perf_counter() - start,
+        interval,
+        headline_rule(benchmark),
     )
 
 

@@ -30,13 +30,25 @@ from lst_lightning.data.stream.batch import IGNORE_INDEX, PAD_DOC, PackedBatch
 from lst_lightning.data.stream.documents import EncodedDocument, SpeechRun
 from lst_lightning.data.stream.patching import patch_speech_mask, static_patch_lengths
 from lst_lightning.data.vocab import TokenSpace
-from lst_lightning.eval.tasks import BenchmarkItem, _split_direction
+from lst_lightning.eval.tasks import Benchmark, BenchmarkItem, _split_direction
 
 RULES = ("per_char", "per_token", "sum")
 """Scoring rules: log-likelihood of the ending per character of its text, per scored token, summed."""
 HEADLINE_RULE = "per_char"
-"""The headline: per character of the ending's text is the one normalisation that means the same
-thing whether the ending is 8 BPE pieces or 80 speech units, so the four directions compare."""
+"""The headline of story sets: per character of the ending's text is the one normalisation that
+means the same thing whether the ending is 8 BPE pieces or 80 speech units, so the four
+directions compare."""
+MINIMAL_PAIR_RULE = "sum"
+"""The headline of minimal pairs (no prompt): the summed log-likelihood of the whole candidate,
+as the Zero Resource protocol scores sWUGGY / sBLIMP. The pairs are built length-matched (same
+characters; spoken: same unit count or balanced), so the sum compares like with like, whereas
+dividing by a count that differs by a unit or two would reward the longer rendering."""
+
+
+def headline_rule(benchmark: Benchmark) -> str:
+    """``sum`` for minimal-pair sets, ``per_char`` for story sets."""
+    return MINIMAL_PAIR_RULE if benchmark.is_minimal_pair else HEADLINE_RULE
+
 
 Model = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 """``model(tokens [B, T], doc_ids [B, T], patch_lengths [B, P]) -> logits [B, T, V]``."""

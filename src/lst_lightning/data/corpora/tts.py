@@ -20,7 +20,9 @@ Two engine habits are handled here:
 - Synthesis is not a pure function of the text: it carries state from one call to the next, which
   neither re-initialising nor anything in the API resets. Output is deterministic for a fresh
   process that synthesises the same utterances in the same order with the same seeds, so the
-  embedded build synthesises each shard in a fresh worker process (:func:`synthesize_batch`).
+  embedded build synthesises each shard in a fresh worker process. Where each text must sound the
+  same whatever came before (benchmark items), :class:`ResettingEngine` restores the library's
+  saved globals before every text.
 
 Audio comes out at the engine's rate (22050 Hz), is converted to float32 and resampled to 16 kHz.
 """
@@ -109,8 +111,10 @@ class EngineEvent:
 class _Espeak:
     """The process's espeak-ng library, initialised once (it cannot be re-initialised safely)."""
 
-    def __init__(self) -> None:
-        name = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+    def __init__(self, library: str | None = None) -> None:
+        """``library``: the shared library to load (default: the system's; a private copy gives
+        an engine whose state no other caller touches, see :class:`ResettingEngine`)."""
+        name = library or ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
         try:
             self.lib = ctypes.CDLL(name)
         except OSError:
@@ -157,13 +161,18 @@ class _Espeak:
             i += 1
         return 0
 
-    def run(
-        self, text: str, voice: str, rate: int, seed: int
-    ) -> tuple[np.ndarray, list[EngineEvent]]:
+    def set_voice(self, voice: str, rate: int) -> None:
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"espeak-ng has no voice {voice!r} (list them: espeak-ng --voices=en)")
         if self.lib.espeak_SetParameter(_RATE, int(rate), 0) != 0:
             raise ValueError(f"espeak-ng rejected the speaking rate {rate} (words per minute)")
+
+    def run(
+        self, text: str, voice: str | None, rate: int, seed: int
+    ) -> tuple[np.ndarray, list[EngineEvent]]:
+        """Synthesise ``text``; ``voice=None`` keeps the voice and rate already set."""
+        if voice is not None:
+            self.set_voice(voice, rate)
         if self.libc is not None:
             self.libc.srand(seed & 0xFFFFFFFF)  # voice variants draw from libc's rand()
         self._chunks, self._events = [], []
@@ -325,3 +334,112 @@ def synthesize(
     duration = len(waveform) / SAMPLE_RATE
     timings = [WordTiming(t.word, min(t.start, duration), min(t.end, duration)) for t in timings]
     return waveform, timings
+
+
+# -- deterministic renderings ------------------------------------------------------------------------
+def _writable_sections(path: str) -> list[tuple[int, int]]:
+    """``(address, size)`` of the ``.data`` and ``.bss`` sections of an ELF64 shared library:
+    where espeak-ng keeps its state between calls (its globals and statics)."""
+    import struct
+
+    with open(path, "rb") as f:
+        elf = f.read()
+    if elf[:5] != b"\x7fELF\x02":
+        raise EspeakMissing(f"{path} is not a 64-bit ELF library")
+    (shoff,) = struct.unpack_from("<Q", elf, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", elf, 0x3A)
+
+    def header(i: int) -> tuple[int, int, int, int]:
+        name, _type, _flags, addr, offset, size = struct.unpack_from(
+            "<IIQQQQ", elf, shoff + i * shentsize
+        )
+        return name, addr, offset, size
+
+    names_offset = header(shstrndx)[2]
+    found = {}
+    for i in range(shnum):
+        name, addr, _offset, size = header(i)
+        end = elf.index(b"\0", names_offset + name)
+        found[elf[names_offset + name : end].decode()] = (addr, size)
+    missing = [s for s in (".data", ".bss") if s not in found]
+    if missing:
+        raise EspeakMissing(f"{path} has no {', '.join(missing)} section")
+    return [found[".data"], found[".bss"]]
+
+
+WARM_UP_TEXT = "Warm up."
+"""Synthesised once before :class:`ResettingEngine` saves its state."""
+
+
+class ResettingEngine:
+    """An espeak-ng engine of its own, put back into the same state before every text, so that a
+    text's audio does not depend on what was synthesised before (see the module docstring).
+
+    It loads a private copy of the library (its globals are then its own: no other caller's
+    synthesis changes them), sets the voice and rate, synthesises :data:`WARM_UP_TEXT` once (the
+    engine allocates its buffers on first use), then saves the library's ``.data`` and ``.bss``
+    sections and restores them before every text. One voice per engine: setting the voice again
+    after a restore would reload it and leak the previous copy.
+    """
+
+    def __init__(self, voice: str, rate: int = DEFAULT_RATE_WPM) -> None:
+        import os
+        import shutil
+        import tempfile
+
+        system = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
+        source = _library_file(system)
+        folder = tempfile.mkdtemp(prefix="lst-espeak-")
+        private = os.path.join(folder, f"libespeak-ng-{id(self):x}.so")
+        shutil.copyfile(source, private)
+        try:
+            self.engine = _Espeak(private)
+            base = _mapped_base(private)
+            sections = _writable_sections(private)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # the mapping outlives the file
+        self.voice, self.rate = voice, rate
+        self.engine.set_voice(voice, rate)
+        self.engine.run(speakable_text(WARM_UP_TEXT), None, rate, 0)
+        self._state = [
+            (base + addr, ctypes.string_at(base + addr, size)) for addr, size in sections
+        ]
+
+    def synthesize_audio(self, text: str, seed: int = 0) -> np.ndarray:
+        """Like :func:`synthesize_audio`, from the engine's saved state."""
+        if not text.strip():
+            raise SynthesisError("empty transcript", "nothing to say")
+        for address, saved in self._state:
+            ctypes.memmove(address, saved, len(saved))
+        audio, _events = self.engine.run(speakable_text(text), None, self.rate, seed)
+        if audio.size == 0:
+            raise SynthesisError("empty audio", f"espeak-ng produced no samples for {text!r}")
+        return _to_16k(audio, self.engine.sample_rate)
+
+
+def _library_file(name: str) -> str:
+    """The file behind a library name (``libespeak-ng.so.1`` -> its path), via the loader."""
+    import os
+
+    if os.path.isfile(name):
+        return os.path.realpath(name)
+    try:
+        ctypes.CDLL(name)
+    except OSError:
+        raise EspeakMissing(ESPEAK_MISSING) from None
+    stem = name.split(".so")[0]
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1]
+            if os.path.basename(path).startswith(stem) and os.path.isfile(path):
+                return os.path.realpath(path)
+    raise EspeakMissing(f"cannot find the file of {name} in /proc/self/maps")
+
+
+def _mapped_base(path: str) -> int:
+    """Load address of the library file ``path`` in this process (its lowest mapping)."""
+    with open("/proc/self/maps") as f:
+        starts = [int(line.split("-")[0], 16) for line in f if path in line]
+    if not starts:
+        raise EspeakMissing(f"{path} is not mapped in this process")
+    return min(starts)
