@@ -84,14 +84,20 @@ def test_evaluating_a_checkpoint_never_rewrites_its_run(
 
 
 def test_sample_from_another_folder_with_only_the_checkpoint(
-    tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, make_checkpoint
 ) -> None:
-    fit("tiny_lst", tiny_corpus, tmp_path / "runs", *SIZES["tiny_lst"], "--trainer.max_steps=3")
+    from lst_lightning.model import LSTConfig, TransformerConfig
+
+    local = dict(d_model=32, n_heads=2)
+    network = LSTConfig(
+        encoder=TransformerConfig(n_layers=1, window=16, **local),
+        global_model=TransformerConfig(n_layers=1, d_model=48, n_heads=2),
+        decoder=TransformerConfig(n_layers=1, window=16, **local),
+    )
+    ckpt = make_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt", tiny_corpus, network)
     copy = tmp_path / "elsewhere" / "model.ckpt"
     copy.parent.mkdir()
-    copy.write_bytes(
-        (tmp_path / "runs" / "tiny_lst" / "run" / "checkpoints" / "last.ckpt").read_bytes()
-    )
+    copy.write_bytes(ckpt.read_bytes())
     monkeypatch.chdir(copy.parent)
     args = ["sample", "--ckpt", "model.ckpt", "--text", "the old man", "--max_new_tokens", "6"]
     assert main(args) == 0
