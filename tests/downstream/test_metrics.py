@@ -34,6 +34,15 @@ def test_normalisation_ignores_case_and_punctuation() -> None:
     assert cer(["Mister Dashwood had then leisure"], refs) == 0.0
 
 
+def test_numbers_are_spelled() -> None:
+    assert normalize_transcript("Press 1, then 20.") == "press one then twenty"
+    assert normalize_transcript("1,342 men in 1811") == (
+        "one thousand three hundred forty two men in one thousand eight hundred eleven"
+    )
+    assert normalize_transcript("3.5 miles on the 2nd day") == "3 5 miles on the 2nd day"
+    assert wer(["press 0 for an operator"], ["press zero for an operator"]) == 0.0
+
+
 def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="2 hypotheses for 1 references"):
         wer(["a", "b"], ["a"])

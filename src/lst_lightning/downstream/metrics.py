@@ -10,8 +10,9 @@ neither the corpus's written form nor a recogniser's formatting counts as an err
   space, so ``Call-Forward`` reads ``call forward`` and ``"Who`` reads ``who``;
 - runs of whitespace become one space.
 
-Numbers are not spelled out (``3`` and ``three`` differ): the embedded corpus spells its numbers,
-and the real-speech prompts keep their digits on both sides of the comparison.
+- a whole number below one million written in digits is spelled out (``press 1`` -> ``press one``,
+  ``1811`` -> ``one thousand eight hundred eleven``), since transcripts spell numbers and Whisper
+  writes digits; other digit strings (``3.5``, ``2nd``) are left as they are.
 
 Rates are corpus-level, as torchmetrics computes them: total edits over total reference words
 (characters), not a mean of per-utterance rates. CER counts characters of the normalised text,
@@ -30,11 +31,38 @@ from torchmetrics.functional.text import char_error_rate, word_error_rate
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 _NOT_WORD = re.compile(r"[^\w']|_")
 _EDGE_APOSTROPHES = re.compile(r"(?<!\w)'+|'+(?!\w)")
+_WHOLE_NUMBER = re.compile(r"(?<![\w.,])(?:\d{1,3}(?:,\d{3})+|\d+)(?!\w|[.,]\d)")
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def number_words(n: int) -> str:
+    """``0 <= n < 1_000_000`` in words (``342`` -> ``three hundred forty two``)."""
+    if not 0 <= n < 1_000_000:
+        raise ValueError(f"number_words covers 0..999999, got {n}")
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+    if n < 1000:
+        rest = "" if n % 100 == 0 else " " + number_words(n % 100)
+        return _ONES[n // 100] + " hundred" + rest
+    rest = "" if n % 1000 == 0 else " " + number_words(n % 1000)
+    return number_words(n // 1000) + " thousand" + rest
+
+
+def _spell(match: re.Match) -> str:
+    n = int(match.group(0).replace(",", ""))
+    return f" {number_words(n)} " if n < 1_000_000 else match.group(0)
 
 
 def normalize_transcript(text: str) -> str:
-    """Lower case, punctuation removed (see the module docstring), single spaces."""
+    """Lower case, numbers spelled, punctuation removed (see the module docstring), single spaces."""
     text = unicodedata.normalize("NFKC", text).lower().translate(_APOSTROPHES)
+    text = _WHOLE_NUMBER.sub(_spell, text)
     text = _NOT_WORD.sub(" ", text)
     text = _EDGE_APOSTROPHES.sub(" ", text)
     return " ".join(text.split())

@@ -104,6 +104,12 @@ def format_section(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['fit_utterances']} re-synthesised training utterances, `fitted` = per-unit mean "
         f"spectra {meta['fitted_source']} on the same utterances.",
         "",
+        *(
+            [f"Rates recomputed from the saved transcripts on {meta['rescored']} (`--rescore`)."]
+            if meta.get("rescored")
+            else []
+        ),
+        "",
         "| set | utterances | audio (s) | original WER | original CER | codebook WER | codebook CER "
         "| fitted WER | fitted CER |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -134,6 +140,24 @@ def write_section(path: Path, section: str) -> None:
     write_text_atomic(path, new.rstrip() + "\n")
 
 
+def rescore(json_path: Path, out: Path) -> int:
+    """Recompute every rate of a saved measurement from its transcripts; rewrite the section."""
+    if not json_path.is_file():
+        print(f"topline: no saved measurement at {json_path}", file=sys.stderr)
+        return 1
+    saved = json.loads(json_path.read_text())
+    for result in saved["results"]:
+        for condition in result["conditions"].values():
+            t = condition["transcripts"]
+            rates = error_rates([x["judge"] for x in t], [x["reference"] for x in t])
+            condition.update(wer=rates.wer, cer=rates.cer, reference_words=rates.reference_words)
+    saved["meta"]["rescored"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    write_section(out, format_section(saved["results"], saved["meta"]))
+    json_path.write_text(json.dumps(saved, indent=1))
+    print(f"topline: rescored {json_path} into {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lst_lightning.downstream.topline")
     parser.add_argument("--corpus", default="data/embedded")
@@ -144,7 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--out", default="docs/downstream.md")
     parser.add_argument("--json", default="runs/downstream/topline.json")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="recompute the rates from the transcripts in --json (current normalisation) and "
+        "rewrite the section, without transcribing again",
+    )
     args = parser.parse_args(argv)
+    if args.rescore:
+        return rescore(Path(args.json), Path(args.out))
     started = time.perf_counter()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     try:
@@ -174,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m lst_lightning.downstream.topline " + " ".join(argv or sys.argv[1:]),
         "beam_size": args.beam_size,
         "fit_utterances": args.fit_utterances,
-        "fitted_source": fitted_source.replace("fitted on", "fitted on"),
+        "fitted_source": fitted_source,
     }
     write_section(Path(args.out), format_section(results, meta))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
