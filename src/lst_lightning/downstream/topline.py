@@ -127,10 +127,11 @@ def format_section(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the topline section of ``path`` (or append it; create the file if needed)."""
+def write_section(path: Path, section: str, start: str = START, end: str = END) -> None:
+    """Replace the section between ``start`` and ``end`` in ``path`` (or append ``section``,
+    which holds both markers; create the file if needed)."""
     old = path.read_text(encoding="utf-8") if path.is_file() else "# Downstream ASR and TTS\n"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     new = (
         pattern.sub(lambda _: section, old)
         if pattern.search(old)

@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +184,36 @@ def evaluate(recognizer: UnitRecognizer, pairs: Sequence[tuple[Sequence[int], st
     return error_rates(hyps, [t for _, t in pairs])
 
 
+REPORT_START, REPORT_END = "<!-- unit_ctc:start -->", "<!-- unit_ctc:end -->"
+
+
+def write_report(
+    doc: Path, rows: list[str], args: argparse.Namespace, n: int, seconds: float
+) -> None:
+    """The second judge's topline as a section of ``doc`` (between its own markers)."""
+    from lst_lightning.downstream.topline import write_section
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        REPORT_START,
+        "## Second judge: unit CTC recogniser (reads ground-truth units, no vocoder)",
+        "",
+        f"Trained on the {n} utterances of `train.jsonl` for {args.epochs} epochs (batch "
+        f"{args.batch_size}, seed {args.seed}, {UnitCTCConfig()}) in {seconds / 60:.1f} min on "
+        f"{os.cpu_count()} CPU cores (load average {load:.1f} at the end), {date}; "
+        f"`python -m lst_lightning.downstream.unit_ctc --epochs {args.epochs}`. WER / CER in % of "
+        "its greedy transcripts of every utterance's ground-truth units (its topline):",
+        "",
+        "| set | utterances | WER | CER |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+        REPORT_END,
+    ]
+    write_section(doc, "\n".join(lines), REPORT_START, REPORT_END)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lst_lightning.downstream.unit_ctc")
     parser.add_argument("--corpus", default="data/embedded")
@@ -189,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--doc", default="docs/downstream.md", help="report section goes here")
     args = parser.parse_args(argv)
     corpus = Path(args.corpus)
     torch.set_num_threads(2)
@@ -199,12 +232,18 @@ def main(argv: list[str] | None = None) -> int:
         recognizer = train_unit_ctc(
             pairs, UnitCTCConfig(), args.epochs, args.batch_size, seed=args.seed, log_every=100
         )
-        print(f"unit_ctc: trained in {time.perf_counter() - started:.0f} s")
+        seconds = time.perf_counter() - started
+        print(f"unit_ctc: trained in {seconds:.0f} s")
         recognizer.save(args.out)
+        rows = []
         for name in ("valid", "heldout_voice"):
             held = read_aligned_jsonl(corpus / f"{name}.jsonl")
             rates = evaluate(recognizer, [(u.units, u.transcript) for u in held])
             print(f"unit_ctc: {name}: WER {100 * rates.wer:.1f} CER {100 * rates.cer:.1f}")
+            rows.append(
+                f"| {name} | {rates.utterances} | {100 * rates.wer:.1f} | {100 * rates.cer:.1f} |"
+            )
+        write_report(Path(args.doc), rows, args, len(pairs), seconds)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -185,7 +185,9 @@ class GriffinLimVocoder:
         base = fallback or cls.from_codebook(tokenizer)
         unseen = counts == 0
         table[unseen] = base.log_spectra[unseen]
-        source = f"fitted on {int(counts.sum())} STFT frames ({int(unseen.sum())} of the units unseen)"
+        source = (
+            f"fitted on {int(counts.sum())} STFT frames ({int(unseen.sum())} of the units unseen)"
+        )
         return cls(table, source=kwargs.pop("source", source), **kwargs)
 
     # -- speaking ---------------------------------------------------------------------------------
