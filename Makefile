@@ -24,23 +24,31 @@ setup: setup-system $(VENV)/.installed  ## system packages (as root) + .venv wit
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,judge]'
 	touch $@
 
 SYSTEM_PACKAGES := espeak-ng r-cran-janeaustenr
+REALSPEECH_PACKAGES := pocketsphinx-testdata asterisk-core-sounds-en-wav asterisk-core-sounds-en
 
-setup-system:  ## install the embedded corpus's system packages (espeak-ng, Austen's novels) with apt-get, as root
-	@if dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
-		echo "setup-system: $(SYSTEM_PACKAGES) already installed"; \
+# One tolerant apt-get install per group, so a release without the real-speech packages still gets
+# the corpus ones: install_group <packages> <what needs them>.
+define install_group
+	if dpkg -s $(1) >/dev/null 2>&1; then \
+		echo "setup-system: $(1) already installed"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		{ DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); } || \
-		echo "setup-system: apt-get could not install $(SYSTEM_PACKAGES); the embedded corpus needs them" \
-			"(the generated corpus does not; tests that need them skip)" >&2; \
+		{ [ -n "$$APT_UPDATED" ] || DEBIAN_FRONTEND=noninteractive apt-get update -qq; } && APT_UPDATED=1 && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1) || \
+		echo "setup-system: apt-get could not install $(1) ($(2) needs them; tests that need them skip)" >&2; \
 	else \
-		echo "setup-system: cannot install $(SYSTEM_PACKAGES) (needs root and apt-get);" \
-			"run as root: apt-get install --no-install-recommends $(SYSTEM_PACKAGES)" >&2; \
+		echo "setup-system: cannot install $(1) (needs root and apt-get);" \
+			"run as root: apt-get install --no-install-recommends $(1)" >&2; \
 	fi
+endef
+
+setup-system:  ## install the system packages (espeak-ng, Austen's novels, the real-speech sets) with apt-get, as root
+	@APT_UPDATED=; \
+	$(call install_group,$(SYSTEM_PACKAGES),the embedded corpus (not the generated one)); \
+	$(call install_group,$(REALSPEECH_PACKAGES),the real-speech evaluation sets)
 
 data: setup  ## build the embedded corpus (Austen read by espeak-ng) and its benchmark sets in data/embedded (offline, 2-5 min)
 	$(PY) -m lst_lightning corpus embedded --out $(DATA_DIR)

@@ -91,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temperature", type=float, default=0.0, help="0 is greedy")
     parser.add_argument("--seed", type=int, default=0, help="seeds sampling when temperature > 0")
     parser.add_argument("--data-dir", help="corpus folder (default: the checkpoint's)")
+    parser.add_argument("--out", help="write the continuation's speech units as a 16 kHz WAV here")
+    parser.add_argument(
+        "--vocoder",
+        help="for --out: a .pt Griffin-Lim vocoder or a unit HiFi-GAN folder "
+        "(default: the corpus's codebook vocoder)",
+    )
     args = parser.parse_args(argv)
     try:
         units = [int(u) for u in args.units.split()] if args.units else []
@@ -132,6 +138,29 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(out.ids)} new tokens; {out.global_steps} global steps for {fed} tokens fed "
         f"({out.prompt_global_steps} while reading the prompt)"
     )
+    if args.out:
+        return write_audio(space, out.ids, args.out, args.vocoder, loaded.data_dir)
+    return 0
+
+
+def write_audio(space: TokenSpace, ids: Sequence[int], out: str, vocoder, data_dir) -> int:
+    """Vocode the speech tokens of ``ids`` (every speech span, in order) into the WAV ``out``."""
+    from .downstream.listen import load_vocoder, speak_to_wav
+
+    speech = [int(i) for i in ids if space.is_unit(int(i))]
+    if not speech:
+        print(
+            "lst_lightning.sample: the continuation has no speech units to write (--then speech)",
+            file=sys.stderr,
+        )
+        return 1
+    units = space.decode_units(speech)
+    try:
+        path = speak_to_wav(load_vocoder(vocoder, data_dir), list(units), out)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"lst_lightning.sample: cannot write audio: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {len(units)} units ({len(units) / 25:.2f} s of audio) to {path}")
     return 0
 
 

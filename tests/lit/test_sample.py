@@ -9,7 +9,7 @@ import pytest
 from lst_lightning.data.vocab import TokenSpace
 from lst_lightning.lit.datamodule import SpeechTextDataModule
 from lst_lightning.model import LSTConfig, TransformerConfig
-from lst_lightning.sample import build_prompt, describe, final_mode, main
+from lst_lightning.sample import build_prompt, describe, final_mode, main, write_audio
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +61,39 @@ def test_sample_on_a_checkpoint(tiny_corpus: Path, tmp_path: Path, capsys, make_
     assert "global steps for" in out
     assert main(["--ckpt", str(ckpt)]) == 2
     assert "give a prompt" in capsys.readouterr().err
+
+
+def test_sample_writes_audio_of_the_generated_units(
+    tiny_corpus: Path, tmp_path: Path, capsys, make_checkpoint
+) -> None:
+    import soundfile
+    import torch
+
+    from lst_lightning.downstream.vocoder import N_FFT, GriffinLimVocoder
+
+    small = dict(d_model=32, n_heads=2)
+    network = LSTConfig(
+        encoder=TransformerConfig(n_layers=1, window=16, **small),
+        global_model=TransformerConfig(n_layers=1, d_model=48, n_heads=2),
+        decoder=TransformerConfig(n_layers=1, window=16, **small),
+    )
+    ckpt = make_checkpoint(tmp_path / "last.ckpt", tiny_corpus, network)
+    space = SpeechTextDataModule(corpus={"data_dir": str(tiny_corpus)}).token_space
+    table = torch.randn(space.num_units, N_FFT // 2 + 1, generator=torch.Generator().manual_seed(0))
+    GriffinLimVocoder(table).save(tmp_path / "vocoder.pt")
+    args = ["--ckpt", str(ckpt), "--text", "the old man", "--then", "speech"]
+    args += ["--max-new-tokens", "12", "--temperature", "1.0", "--seed", "3"]
+    wav = tmp_path / "x.wav"
+    code = main([*args, "--out", str(wav), "--vocoder", str(tmp_path / "vocoder.pt")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    units = int(out.out.split("wrote ")[1].split(" units")[0])
+    data, rate = soundfile.read(wav)
+    assert rate == 16000 and units > 0 and len(data) == units * 640  # frames / 25 s
+    # the units written are the continuation's speech tokens, in order
+    ids = [space.text_id, space.unit_offset + 4, space.unit_offset + 9, space.eos_id]
+    vocoder = str(tmp_path / "vocoder.pt")
+    assert write_audio(space, ids, str(tmp_path / "y.wav"), vocoder, tiny_corpus) == 0
+    assert len(soundfile.read(tmp_path / "y.wav")[0]) == 2 * 640
+    assert write_audio(space, ids[:1], str(tmp_path / "z.wav"), vocoder, tiny_corpus) == 1
+    assert "no speech units" in capsys.readouterr().err
