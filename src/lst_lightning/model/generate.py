@@ -101,6 +101,11 @@ class KVCache:
         self.keys, self.values = keys, values
         return keys, values
 
+    def pop(self) -> None:
+        """Drops the newest entry (to recompute it)."""
+        if self.keys is not None:
+            self.keys, self.values = self.keys[:, :, :-1], self.values[:, :, :-1]
+
     def __len__(self) -> int:
         return 0 if self.keys is None else self.keys.shape[2]
 
@@ -265,11 +270,23 @@ class LSTStepper:
             h = block_step(block, h, rope, cache)
         return dec.head(dec.norm(h))[0, 0]
 
+    def redecode_last(self) -> None:
+        """Recomputes the decoder's cached states of the last token after its patch closed late.
+
+        A speech patch shorter than ``p`` closes only when the next token arrives, after the
+        decoder already ran on its last token reading the previous global outputs. In the full
+        forward that token reads the patch's own global output (it closes the patch), and later
+        tokens self-attend to its decoder states: so its decoder keys/values are replaced."""
+        for cache in self.state.dec_caches:
+            cache.pop()
+        self.logits()
+
     def feed(self, token: int, rule: StaticPatchRule) -> torch.Tensor:
         """Appends ``token`` with the online static rule and returns the next-token logits."""
         unit, speech = rule.is_unit(token), token == rule.speech_id
         if self.open_len and not unit:
             self.close_patch()  # a non-unit token (or a new <s>) ends the open speech patch
+            self.redecode_last()
         self.append(token)
         if not (unit or speech) or self.open_len == rule.patch_size:
             self.close_patch()
