@@ -85,9 +85,14 @@ def block_mask_from_bounds(
     kv_num, kv_idx = lists(partial)
     full_num, full_idx = lists(full)
     return BlockMask.from_kv_blocks(
-        kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=block, mask_mod=mask_mod,
+        kv_num,
+        kv_idx,
+        full_num,
+        full_idx,
+        BLOCK_SIZE=block,
+        mask_mod=mask_mod,
         seq_lengths=(q_len, num_keys),
-    )  # fmt: skip
+    )
 
 
 def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: BlockMask) -> torch.Tensor:
