@@ -9,13 +9,17 @@ Writes ``docs/benchmarks.md`` (atomically) with the machine, the date and the ve
 3. the baseline's forward+backward step time and peak memory against Hugging Face
    ``LlamaForCausalLM`` of the same shape, on the same batch.
 
-Every measured case runs in its own subprocess (a clean peak-memory high-water mark), one after
-the other on the same machine in one run. Sizes keep the paper's 1B proportions scaled down (local
-width half the global width, 1 : 25 : 9 encoder : global : decoder layers rounded to 1 : 8 : 3) so
-the whole run takes minutes on a CPU;
-``--device cuda`` (the default where CUDA is available) measures in bf16 autocast on a GPU.
+Every measured case runs in its own worker subprocess (a clean peak-memory high-water mark), all
+alive at once, and the steps are **interleaved**: round after round, each case runs one step in turn
+(A B C ... A B C ...), so a change in machine load hits every case alike. Ratios are the median
+over rounds of the pairwise ratio within a round. Cases compared: LST (cross-attention windows 512,
+the paper's) and the Base SpeechLLM, LST with windows 1 (the compact ablation), our baseline and
+transformers' Llama. Sizes keep the paper's 1B proportions scaled down (local width half the global
+width, 1 : 25 : 9 encoder : global : decoder layers rounded to 1 : 8 : 3) so the whole run takes
+minutes on a CPU; ``--device cuda`` (the default where CUDA is available) measures in bf16 autocast
+on a GPU.
 
-    .venv/bin/python benchmarks/bench.py [--out docs/benchmarks.md] [--steps 5] [--device cpu]
+    .venv/bin/python benchmarks/bench.py [--out docs/benchmarks.md] [--steps 12] [--device cpu]
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ MIXTURES = {
 
 
 def network(kind: str, vocab_size: int, scale: int = 1):
-    """LST or the Base SpeechLLM at the bench size (``scale=8``: the paper's 1B widths)."""
+    """LST (``lst``: cross-attention windows 512; ``lst_cross1``: windows 1) or the Base SpeechLLM
+    at the bench size (``scale=8``: the paper's 1B widths)."""
     from lst_lightning.model import BaselineConfig, LSTConfig, TransformerConfig
 
     local, glob = LOCAL * scale, GLOBAL * scale
@@ -69,13 +74,16 @@ def network(kind: str, vocab_size: int, scale: int = 1):
     def stack(layers: int, d: int, window: int | None) -> TransformerConfig:
         return TransformerConfig(n_layers=layers, d_model=d, n_heads=heads, window=window)
 
-    if kind == "lst":
+    if kind in ("lst", "lst_cross1"):
+        cross = 512 if kind == "lst" else 1
         return LSTConfig(
             vocab_size=vocab_size,
             encoder=stack(layers["encoder"], local, 512),
             global_model=stack(layers["global"], glob, None),
             decoder=stack(layers["decoder"], local, 512),
             queries_per_patch=2,
+            cross_window_encoder=cross,
+            cross_window_decoder=cross,
         )
     return BaselineConfig(vocab_size=vocab_size, transformer=stack(layers["global"], glob, None))
 
@@ -143,34 +151,41 @@ def autocast(device: torch.device):
     return torch.autocast("cpu", enabled=False)
 
 
-def timed_steps(
-    data: Iterator, step: Callable[[object], None], steps: int, warmup: int, device: torch.device
-) -> tuple[list[float], list, Memory]:
-    """Run ``warmup`` unmeasured then ``steps`` measured calls of ``step`` on batches from
-    ``data``; returns the measured step times, the measured batches and the peak-memory probe
-    (started after the warm-up)."""
-    times, measured, memory = [], [], None
-    for i in range(warmup + steps):
-        batch = next(data).to(device)
-        if i == warmup:
-            memory = Memory(device)
-        sync(device)
+class Case:
+    """One measured case, stepped on demand: :meth:`step` runs one step on the next batch and
+    returns its wall time and what the batch holds; :meth:`summary` reports the whole case."""
+
+    def __init__(self, data: Iterator, step: Callable[[object], None], device: torch.device):
+        self.data, self.run, self.device = data, step, device
+        self.memory: Memory | None = None
+        self.params = 0
+
+    def step(self, measured: bool) -> dict:
+        batch = next(self.data).to(self.device)
+        if measured and self.memory is None:
+            self.memory = Memory(self.device)  # after the warm-up
+        sync(self.device)
         start = time.perf_counter()
-        step(batch)
-        sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-            measured.append(batch)
-    return times, measured, memory
+        self.run(batch)
+        sync(self.device)
+        return {"time": time.perf_counter() - start, **self.describe(batch)}
+
+    def describe(self, batch) -> dict:
+        return {}
+
+    def summary(self) -> dict:
+        return {"params": self.params, "peak_mib": self.memory.peak_mib() if self.memory else 0.0}
 
 
-def case_train(kind: str, mixture: str, steps: int, warmup: int, device: torch.device) -> dict:
+def case_train(kind: str, mixture: str, device: torch.device) -> Case:
     """Full training steps (forward, loss, backward, AdamW) of one model on one mixture."""
     from lst_lightning.lit.module import SpeechTextLM
     from lst_lightning.lit.optim import OptimConfig, build_optimizer
     from lst_lightning.model.flops import batch_training_flops
 
-    dm = datamodule(kind, mixture, ROW_POSITIONS, LST_ROW_TOKENS, ROWS)
+    dm = datamodule(
+        "baseline" if kind == "baseline" else "lst", mixture, ROW_POSITIONS, LST_ROW_TOKENS, ROWS
+    )
     torch.manual_seed(0)
     lm = SpeechTextLM(network(kind, dm.vocab_size)).to(device)
     optimizer, _ = build_optimizer(lm.net, OptimConfig(warmup_steps=1), total_steps=10_000)
@@ -182,25 +197,17 @@ def case_train(kind: str, mixture: str, steps: int, warmup: int, device: torch.d
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    times, measured, memory = timed_steps(batches(dm), step, steps, warmup, device)
-    seconds = sum(speech_seconds(b, dm.token_space) for b in measured)
-    flops = sum(
-        batch_training_flops(lm.network_config, b.doc_ids, b.patch_lengths) for b in measured
-    )
-    tokens = sum(b.num_tokens for b in measured)
-    total = sum(times)
-    return {
-        "params": sum(p.numel() for p in lm.net.parameters()),
-        "step_s": statistics.median(times),
-        "speech_s_per_s": seconds / total,
-        "flops_per_speech_s": flops / seconds if seconds else float("nan"),
-        "tokens_per_s": tokens / total,
-        "flops_per_s": flops / total,
-        "peak_mib": memory.peak_mib(),
+    case = Case(batches(dm), step, device)
+    case.params = sum(p.numel() for p in lm.net.parameters())
+    case.describe = lambda b: {  # type: ignore[method-assign]
+        "speech_s": speech_seconds(b, dm.token_space),
+        "flops": batch_training_flops(lm.network_config, b.doc_ids, b.patch_lengths),
+        "tokens": b.num_tokens,
     }
+    return case
 
 
-def case_fwd_bwd(impl: str, steps: int, warmup: int, device: torch.device) -> dict:
+def case_fwd_bwd(impl: str, device: torch.device) -> Case:
     """Forward + loss + backward of the baseline (``ours``) or transformers' Llama (``hf``) of the
     same shape, on the same packed token batches."""
     import torch.nn.functional as F
@@ -240,7 +247,6 @@ def case_fwd_bwd(impl: str, steps: int, warmup: int, device: torch.device) -> di
             return model(input_ids=batch.tokens, use_cache=False).logits
 
     model.to(device).train()
-    params = sum(p.numel() for p in model.parameters())
 
     def step(batch) -> None:
         with autocast(device):
@@ -251,8 +257,9 @@ def case_fwd_bwd(impl: str, steps: int, warmup: int, device: torch.device) -> di
         loss.backward()
         model.zero_grad(set_to_none=True)
 
-    times, _, memory = timed_steps(batches(dm), step, steps, warmup, device)
-    return {"params": params, "step_s": statistics.median(times), "peak_mib": memory.peak_mib()}
+    case = Case(batches(dm), step, device)
+    case.params = sum(p.numel() for p in model.parameters())
+    return case
 
 
 def paper_proportions() -> dict:
@@ -263,8 +270,8 @@ def paper_proportions() -> dict:
     out = {}
     for mixture in MIXTURES:
         row = {}
-        for kind in ("lst", "baseline"):
-            dm = datamodule(kind, mixture, 4096, 12288, 2)
+        for kind in ("lst", "baseline", "lst_cross1"):
+            dm = datamodule("baseline" if kind == "baseline" else "lst", mixture, 4096, 12288, 2)
             config = network(kind, dm.vocab_size, scale=8)
             flops, seconds, positions = 0, 0.0, 0
             for batch in itertools.islice(dm.train_dataloader(), 4):
@@ -283,20 +290,109 @@ def paper_proportions() -> dict:
 # Orchestration and report
 
 
-CASES = [f"train:{k}:{m}" for m in MIXTURES for k in ("lst", "baseline")] + [
+CASES = [f"train:{k}:{m}" for m in MIXTURES for k in ("lst", "baseline", "lst_cross1")] + [
     "fwdbwd:ours",
     "fwdbwd:hf",
 ]
 
 
-def run_case(case: str, steps: int, warmup: int, device: str) -> dict:
+def build_case(case: str, device: str) -> Case:
     dev = torch.device(device)
     parts = case.split(":")
     if parts[0] == "train":
-        return case_train(parts[1], parts[2], steps, warmup, dev)
+        return case_train(parts[1], parts[2], dev)
     if parts[0] == "fwdbwd":
-        return case_fwd_bwd(parts[1], steps, warmup, dev)
+        return case_fwd_bwd(parts[1], dev)
     raise SystemExit(f"bench.py: unknown case {case!r}; known: {', '.join(CASES)}")
+
+
+def serve(case: str, device: str) -> None:
+    """Worker: builds ``case``, then answers one JSON line per command read from stdin
+    (``warmup``, ``step``: one step; ``summary``: the case's totals, then exits)."""
+    built = build_case(case, device)
+    print(json.dumps({"ready": case}), flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "summary":
+            print(json.dumps(built.summary()), flush=True)
+            return
+        print(json.dumps(built.step(measured=command == "step")), flush=True)
+
+
+class Worker:
+    """The parent's handle on one :func:`serve` subprocess."""
+
+    def __init__(self, case: str, device: str) -> None:
+        self.case = case
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", case, "--device", device],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.ask(None)  # wait until it is built
+
+    def ask(self, command: str | None) -> dict:
+        if command is not None:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"bench.py: case {self.case} died (exit {self.proc.wait()})")
+        return json.loads(line)
+
+
+def run_interleaved(cases: list[str], steps: int, warmup: int, device: str) -> dict[str, dict]:
+    """Round-robin ``warmup`` then ``steps`` steps over every case, one step each per round;
+    returns per case its summary and the list of measured steps (round by round)."""
+    workers = [Worker(c, device) for c in cases]  # one at a time: building is not measured
+    rounds: dict[str, list[dict]] = {c: [] for c in cases}
+    try:
+        for i in range(warmup + steps):
+            for w in workers:
+                out = w.ask("warmup" if i < warmup else "step")
+                if i >= warmup:
+                    rounds[w.case].append(out)
+        return {w.case: {**w.ask("summary"), "steps": rounds[w.case]} for w in workers}
+    finally:
+        for w in workers:
+            w.proc.stdin.close()
+            w.proc.wait()
+
+
+def case_stats(r: dict) -> dict:
+    """Totals of one case's measured steps."""
+    steps = r["steps"]
+    total = sum(x["time"] for x in steps)
+    out = {"params": r["params"], "peak_mib": r["peak_mib"]}
+    out["step_s"] = statistics.median(x["time"] for x in steps)
+    if "speech_s" in steps[0]:
+        seconds = sum(x["speech_s"] for x in steps)
+        flops = sum(x["flops"] for x in steps)
+        out.update(
+            speech_s_per_s=seconds / total,
+            flops_per_speech_s=flops / seconds if seconds else float("nan"),
+            tokens_per_s=sum(x["tokens"] for x in steps) / total,
+            flops_per_s=flops / total,
+        )
+    return out
+
+
+def paired(a: dict, b: dict, rate: Callable[[dict], float]) -> float:
+    """Median over rounds of ``rate(step of a) / rate(step of b)``, steps of the same round."""
+    return statistics.median(rate(x) / rate(y) for x, y in zip(a["steps"], b["steps"], strict=True))
+
+
+def step_time(x: dict) -> float:
+    return x["time"]
+
+
+def speech_rate(x: dict) -> float:
+    return x["speech_s"] / x["time"]
+
+
+def flop_rate(x: dict) -> float:
+    return x["flops"] / x["time"]
 
 
 def machine(device: str) -> dict[str, str]:
@@ -338,94 +434,124 @@ def sci(x: float) -> str:
     return f"{x:.3g}".replace("e+", "e")
 
 
-def report(info: dict, results: dict, paper: dict, steps: int, warmup: int) -> str:
+def report(info: dict, raw: dict, paper: dict | None, steps: int, warmup: int) -> str:
+    """The markdown of sections 1-3 from the interleaved runs (sections whose cases did not run,
+    with ``--cases``, are left out)."""
+    results = {case: case_stats(r) for case, r in raw.items()}
     lines = [
         "# Benchmarks",
         "",
-        "Written by `make bench` (`benchmarks/bench.py`); rerun it to refresh every figure. All",
-        "cases ran one after the other in one run on this machine, each in its own process.",
+        "Written by `make bench` (`benchmarks/bench.py`); rerun it to refresh every figure. Each",
+        "case runs in its own worker process, all alive at once, and the measured steps are",
+        "interleaved: round after round every case runs one step in turn. Ratios are the median",
+        "over rounds of the ratio within a round (robust to load that changes during the run).",
         "",
         "| | |",
         "| --- | --- |",
         *(f"| {k} | {v} |" for k, v in info.items()),
-        f"| steps | {warmup} warm-up + {steps} measured per case (median step time) |",
-        "",
-        "## 1. Training throughput: LST vs Base SpeechLLM at the same global size",
-        "",
-        f"Global transformer {LAYERS['global']} x {GLOBAL} ({HEADS} heads) in both; LST adds a "
-        f"{LAYERS['encoder']} x {LOCAL} patch encoder and a {LAYERS['decoder']} x {LOCAL} patch "
-        f"decoder (window 512, k = 2, static patches of 4). Both see {ROW_POSITIONS} global "
-        f"positions per row (LST: at most {LST_ROW_TOKENS} tokens), {ROWS} rows per step, on the "
-        "embedded corpus. A full training step: forward, loss, backward, AdamW. Speech seconds "
-        "are unit frames / 25 Hz; FLOPs are the analytic training FLOPs of "
-        "`lst_lightning.model.flops` (causal attention convention).",
-        "",
-        "| mixture | model | params | step (s) | speech s / s | training FLOPs per speech s "
-        "| tokens / s | peak memory (MiB) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"| steps | {warmup} warm-up + {steps} measured rounds (one step per case per round) |",
     ]
-    for mixture in MIXTURES:
-        for kind in ("lst", "baseline"):
-            r = results[f"train:{kind}:{mixture}"]
-            name = "LST" if kind == "lst" else "Base SpeechLLM"
-            lines.append(
-                f"| {mixture} | {name} | {r['params'] / 1e6:.1f} M | {fmt(r['step_s'])} "
-                f"| {fmt(r['speech_s_per_s'])} | {sci(r['flops_per_speech_s'])} "
-                f"| {r['tokens_per_s']:.0f} | {r['peak_mib']:.0f} |"
+    train = [m for m in MIXTURES if f"train:lst:{m}" in results]
+    if train:
+        lines += [
+            "",
+            "## 1. Training throughput: LST vs Base SpeechLLM at the same global size",
+            "",
+            f"Global transformer {LAYERS['global']} x {GLOBAL} ({HEADS} heads) in both; LST adds a "
+            f"{LAYERS['encoder']} x {LOCAL} patch encoder and a {LAYERS['decoder']} x {LOCAL} patch "
+            f"decoder (local window 512, k = 2, static patches of 4; cross-attention windows 512, "
+            f"the paper's, or 1 for the compact ablation). Both see {ROW_POSITIONS} global "
+            f"positions per row (LST: at most {LST_ROW_TOKENS} tokens), {ROWS} rows per step, on "
+            "the embedded corpus. A full training step: forward, loss, backward, AdamW. Speech "
+            "seconds are unit frames / 25 Hz; FLOPs are the analytic training FLOPs of "
+            "`lst_lightning.model.flops` (causal attention convention: pairs inside the windows).",
+            "",
+            "| mixture | model | params | step (s, median) | speech s / s | training FLOPs per "
+            "speech s | achieved GFLOP/s | tokens / s | peak memory (MiB) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        names = {"lst": "LST", "lst_cross1": "LST, cross windows 1", "baseline": "Base SpeechLLM"}
+        for mixture in train:
+            for kind, name in names.items():
+                r = results.get(f"train:{kind}:{mixture}")
+                if r is None:
+                    continue
+                lines.append(
+                    f"| {mixture} | {name} | {r['params'] / 1e6:.1f} M | {fmt(r['step_s'])} "
+                    f"| {fmt(r['speech_s_per_s'])} | {sci(r['flops_per_speech_s'])} "
+                    f"| {r['flops_per_s'] / 1e9:.0f} | {r['tokens_per_s']:.0f} "
+                    f"| {r['peak_mib']:.0f} |"
+                )
+        lines += [
+            "",
+            "Ratios, interleaved (median of per-round ratios):",
+            "",
+            "| mixture | LST / baseline: speech s / s | achieved FLOP/s | FLOPs per speech s "
+            "| peak memory | LST W=512 / W=1: step time | FLOPs per step |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for mixture in train:
+            a, b = raw[f"train:lst:{mixture}"], raw[f"train:baseline:{mixture}"]
+            sa, sb = results[f"train:lst:{mixture}"], results[f"train:baseline:{mixture}"]
+            row = (
+                f"| {mixture} | {paired(a, b, speech_rate):.2f}x | {paired(a, b, flop_rate):.2f}x "
+                f"| {sa['flops_per_speech_s'] / sb['flops_per_speech_s']:.2f}x "
+                f"| {sa['peak_mib'] / max(sb['peak_mib'], 1e-9):.2f}x"
             )
-    lines += ["", "Ratios LST / baseline, measured side by side:", ""]
-    lines += [
-        "| mixture | speech s / s | FLOPs per speech s | peak memory |",
-        "| --- | --- | --- | --- |",
-    ]
-    for mixture in MIXTURES:
-        a, b = results[f"train:lst:{mixture}"], results[f"train:baseline:{mixture}"]
-        lines.append(
-            f"| {mixture} | {a['speech_s_per_s'] / b['speech_s_per_s']:.2f}x "
-            f"| {a['flops_per_speech_s'] / b['flops_per_speech_s']:.2f}x "
-            f"| {a['peak_mib'] / max(b['peak_mib'], 1e-9):.2f}x |"
-        )
-    lines += [
-        "",
-        "## 2. At the paper's proportions (1B, analytic)",
-        "",
-        "The paper's 1B sizes (LST 1 x 1024 / 25 x 2048 / 9 x 1024, baseline 25 x 2048, 16 heads,",
-        "window 512), on rows packed from the same corpus at the paper's sizes (LST 4096 global",
-        "positions / 12288 tokens, baseline 4096 tokens). Goal of the kit: LST <= 0.4x the",
-        "baseline's FLOPs per second of speech on speech-only data.",
-        "",
-        "| mixture | LST FLOPs per speech s | baseline FLOPs per speech s | ratio | "
-        "LST FLOPs per global position | baseline FLOPs per global position |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for mixture, row in paper.items():
-        a, b = row["lst"], row["baseline"]
-        lines.append(
-            f"| {mixture} | {sci(a['flops_per_speech_s'])} | {sci(b['flops_per_speech_s'])} "
-            f"| {a['flops_per_speech_s'] / b['flops_per_speech_s']:.3f}x "
-            f"| {sci(a['flops_per_position'])} | {sci(b['flops_per_position'])} |"
-        )
-    ours, hf = results["fwdbwd:ours"], results["fwdbwd:hf"]
-    lines += [
-        "",
-        "## 3. Base SpeechLLM vs transformers' LlamaForCausalLM, same shape",
-        "",
-        f"{LAYERS['global']} x {GLOBAL}, {HEADS} heads, SwiGLU {network('baseline', 1).transformer.hidden}, "
-        f"untied head; forward + cross-entropy + backward on the same {ROWS} x {ROW_POSITIONS}-token "
-        "packed batches. Ours masks attention per packed document (as training needs); Llama "
-        '(`attn_implementation="sdpa"`, no attention mask given) attends causally across the '
-        "whole row, which is less work.",
-        "",
-        "| implementation | params | step (s) | peak memory (MiB) |",
-        "| --- | --- | --- | --- |",
-        f"| lst_lightning SpeechLLM | {ours['params'] / 1e6:.1f} M | {fmt(ours['step_s'])} "
-        f"| {ours['peak_mib']:.0f} |",
-        f"| transformers LlamaForCausalLM | {hf['params'] / 1e6:.1f} M | {fmt(hf['step_s'])} "
-        f"| {hf['peak_mib']:.0f} |",
-        "",
-        f"Step time ours / Llama: {ours['step_s'] / hf['step_s']:.2f}x (goal of the kit: <= 1.0x).",
-        "",
-    ]
+            c = raw.get(f"train:lst_cross1:{mixture}")
+            if c is not None:
+                flops = sum(x["flops"] for x in a["steps"]) / sum(x["flops"] for x in c["steps"])
+                row += f" | {paired(a, c, step_time):.2f}x | {flops:.3f}x |"
+            else:
+                row += " | | |"
+            lines.append(row)
+    if paper is not None:
+        lines += [
+            "",
+            "## 2. At the paper's proportions (1B, analytic)",
+            "",
+            "The paper's 1B sizes (LST 1 x 1024 / 25 x 2048 / 9 x 1024, baseline 25 x 2048, 16",
+            "heads, local and cross-attention windows 512), on rows packed from the same corpus at",
+            "the paper's sizes (LST 4096 global positions / 12288 tokens, baseline 4096 tokens).",
+            "Goal of the kit: LST <= 0.4x the baseline's FLOPs per second of speech on speech-only",
+            "data. The last column is LST with cross-attention windows 1 (the compact variant).",
+            "",
+            "| mixture | LST FLOPs per speech s | baseline FLOPs per speech s | ratio | "
+            "LST FLOPs per global position | baseline FLOPs per global position | "
+            "ratio with cross windows 1 |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for mixture, row in paper.items():
+            a, b, c = row["lst"], row["baseline"], row["lst_cross1"]
+            lines.append(
+                f"| {mixture} | {sci(a['flops_per_speech_s'])} | {sci(b['flops_per_speech_s'])} "
+                f"| {a['flops_per_speech_s'] / b['flops_per_speech_s']:.3f}x "
+                f"| {sci(a['flops_per_position'])} | {sci(b['flops_per_position'])} "
+                f"| {c['flops_per_speech_s'] / b['flops_per_speech_s']:.3f}x |"
+            )
+    if "fwdbwd:ours" in results and "fwdbwd:hf" in results:
+        ours, hf = results["fwdbwd:ours"], results["fwdbwd:hf"]
+        ratio = paired(raw["fwdbwd:ours"], raw["fwdbwd:hf"], step_time)
+        lines += [
+            "",
+            "## 3. Base SpeechLLM vs transformers' LlamaForCausalLM, same shape",
+            "",
+            f"{LAYERS['global']} x {GLOBAL}, {HEADS} heads, SwiGLU "
+            f"{network('baseline', 1).transformer.hidden}, untied head; forward + cross-entropy + "
+            f"backward on the same {ROWS} x {ROW_POSITIONS}-token packed batches. Ours masks "
+            'attention per packed document (as training needs); Llama (`attn_implementation="sdpa"`, '
+            "no attention mask given) attends causally across the whole row, which is less work.",
+            "",
+            "| implementation | params | step (s, median) | peak memory (MiB) |",
+            "| --- | --- | --- | --- |",
+            f"| lst_lightning SpeechLLM | {ours['params'] / 1e6:.1f} M | {fmt(ours['step_s'])} "
+            f"| {ours['peak_mib']:.0f} |",
+            f"| transformers LlamaForCausalLM | {hf['params'] / 1e6:.1f} M | {fmt(hf['step_s'])} "
+            f"| {hf['peak_mib']:.0f} |",
+            "",
+            f"Step time ours / Llama, interleaved: {ratio:.2f}x (goal of the kit: <= 1.0x).",
+        ]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -479,16 +605,25 @@ def write_atomic(path: Path, text: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    parser.add_argument("--steps", type=int, default=3, help="measured steps per case")
-    parser.add_argument("--warmup", type=int, default=1, help="unmeasured steps per case")
+    parser.add_argument("--steps", type=int, default=12, help="measured rounds (a step per case)")
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured rounds")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print JSON
+    parser.add_argument(
+        "--cases",
+        help="comma-separated prefixes of the cases to run (default: all), e.g. 'train:' for "
+        "section 1 only; with it, sections 2, 4 and 5 are skipped unless --cases names 'paper'",
+    )
+    parser.add_argument("--serve", help=argparse.SUPPRESS)  # internal: a worker process
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error("need --steps >= 1 and --warmup >= 0")
-    if args.case:
-        print(json.dumps(run_case(args.case, args.steps, args.warmup, args.device)))
+    if args.serve:
+        serve(args.serve, args.device)
         return
+    prefixes = args.cases.split(",") if args.cases else None
+    cases = [c for c in CASES if prefixes is None or any(c.startswith(p) for p in prefixes)]
+    if prefixes is not None and not cases and "paper" not in prefixes:
+        parser.error(f"--cases {args.cases} matches none of {', '.join(CASES)}")
 
     from lst_lightning.lit.datamodule import SpeechTextDataModule
 
@@ -496,35 +631,15 @@ def main(argv: list[str] | None = None) -> None:
         corpus={"data_dir": str(CORPUS)}
     )  # builds the embedded corpus if it is missing
     info = machine(args.device)
-    results = {}
     started = time.perf_counter()
-    for case in CASES:
-        t0 = time.perf_counter()
-        done = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--case",
-                case,
-                "--steps",
-                str(args.steps),
-                "--warmup",
-                str(args.warmup),
-                "--device",
-                args.device,
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            sys.stderr.write(done.stderr)
-            raise SystemExit(f"bench.py: case {case} failed (exit {done.returncode})")
-        results[case] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{case}: {results[case]} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    paper = paper_proportions()
-    pipeline = data_and_units()
+    raw = run_interleaved(cases, args.steps, args.warmup, args.device) if cases else {}
+    for case, r in raw.items():
+        print(f"{case}: {case_stats(r)}", flush=True)
+    full = prefixes is None
+    paper = paper_proportions() if full or "paper" in prefixes else None
+    pipeline = data_and_units() if full else ""
     info["bench wall time"] = f"{time.perf_counter() - started:.0f} s"
-    write_atomic(args.out, report(info, results, paper, args.steps, args.warmup) + pipeline)
+    write_atomic(args.out, report(info, raw, paper, args.steps, args.warmup) + pipeline)
     print(f"wrote {args.out}")
 
 

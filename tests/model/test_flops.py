@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,10 +18,16 @@ from lst_lightning.model.flops import (
     baseline_forward_flops,
     batch_training_flops,
     causal_pairs,
+    decoder_cross_pairs,
+    encoder_cross_pairs,
     forward_flops,
     lst_forward_flops,
 )
-from lst_lightning.model.patching import patch_doc_ids
+from lst_lightning.model.patching import (
+    decoder_cross_bounds,
+    encoder_cross_bounds,
+    patch_doc_ids,
+)
 
 from .helpers import random_packed
 
@@ -76,12 +84,7 @@ def test_lst_count_matches_flop_counter_mode() -> None:
     layout = Layout.from_batch(doc_ids, patch_lengths)
     counter = counted_training_flops(LST(config), tokens, doc_ids, patch_lengths)
     dense = lst_forward_flops(config, layout, attention="dense")
-    # Known gap, by design of the convention: the encoder cross-attention's weighted sum of values
-    # is a scatter-add in the implementation (2 FLOPs per token, query and channel, forward; twice
-    # that backward), which FlopCounterMode does not see; the analytic count includes it.
-    enc = config.encoder
-    scatter = 3 * enc.n_layers * 2 * layout.tokens * config.queries_per_patch * enc.d_model
-    assert counter.get_total_flops() == dense.training - scatter
+    assert counter.get_total_flops() == dense.training
     # Component by component, with the module names FlopCounterMode reports (where its backward
     # attribution is clean: gradients that cross the encoder's boundaries are booked loosely).
     assert module_flops(counter, "LST.global_model") == 3 * dense.component("global.blocks")
@@ -91,7 +94,28 @@ def test_lst_count_matches_flop_counter_mode() -> None:
     causal = lst_forward_flops(config, layout, attention="causal")
     assert causal.linear == dense.linear
     assert causal.forward < dense.forward
-    assert abs(counter.get_total_flops() - dense.training) / dense.training < 0.01
+    # The windows bound the causal count's cross-attention pairs: W = 1 counts fewer.
+    compact = lst_forward_flops(
+        replace(config, cross_window_encoder=1, cross_window_decoder=1), layout
+    )
+    assert compact.linear == causal.linear
+    assert (
+        compact.attention["encoder.cross_attention"] < causal.attention["encoder.cross_attention"]
+    )
+    assert (
+        compact.attention["decoder.cross_attention"] < causal.attention["decoder.cross_attention"]
+    )
+
+
+@pytest.mark.parametrize("window", [1, 2, 3, 512])
+def test_cross_pairs_equal_the_windows_the_model_uses(window: int) -> None:
+    _, doc_ids, patch_lengths = random_packed(seed=6, patches_per_doc=9, docs_per_row=(3, 4))
+    layout = Layout.from_batch(doc_ids, patch_lengths)
+    patch_docs = patch_doc_ids(patch_lengths, doc_ids)
+    lo, hi = encoder_cross_bounds(patch_lengths, patch_docs, window)
+    assert encoder_cross_pairs(layout, window, k=2) == 2 * int((hi - lo).sum())
+    lo, hi = decoder_cross_bounds(patch_lengths, doc_ids, patch_docs, window)
+    assert decoder_cross_pairs(layout, window, k=2) == 2 * int((hi - lo).clamp(min=1).sum())
 
 
 def test_baseline_count_matches_flop_counter_mode() -> None:
@@ -130,4 +154,6 @@ def test_bad_inputs_are_rejected() -> None:
     with pytest.raises(TypeError, match="no FLOPs formula"):
         forward_flops(TransformerConfig(), Layout(1, 1, 1, (1,), (1,)))  # type: ignore[arg-type]
     with pytest.raises(KeyError, match="unknown component"):
-        lst_forward_flops(tiny_lst(), Layout(1, 2, 1, (2,), (1,))).component("nope")
+        lst_forward_flops(tiny_lst(), Layout(1, 2, 1, (2,), (1,), ((2,),))).component("nope")
+    with pytest.raises(ValueError, match="per-document patch lengths"):
+        lst_forward_flops(tiny_lst(), Layout(1, 2, 1, (2,), (1,)))

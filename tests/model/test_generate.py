@@ -22,7 +22,10 @@ BOS, EOS, SPEECH = 1, 2, 40
 UNITS = (48, VOCAB)  # half the token space is speech, so sampling often emits runs
 
 
-def tiny_lst(window: int | None, k: int = 2) -> LST:
+def tiny_lst(
+    window: int | None, k: int = 2, cross: tuple[int, int] = (512, 512), compat: bool = False
+) -> LST:
+    """Local window ``window``; ``cross`` = (W_enc, W_dec) cross-attention windows."""
     torch.manual_seed(0)
     small = dict(d_model=32, n_heads=2, window=window)
     return LST(
@@ -32,6 +35,9 @@ def tiny_lst(window: int | None, k: int = 2) -> LST:
             global_model=TransformerConfig(n_layers=2, d_model=48, n_heads=2),
             decoder=TransformerConfig(n_layers=2, **small),
             queries_per_patch=k,
+            cross_window_encoder=cross[0],
+            cross_window_decoder=cross[1],
+            release_compat=compat,
             init_std=0.1,
         )
     ).eval()
@@ -80,11 +86,24 @@ def full_logits(model: LST | SpeechLLM, tokens: list[int], lengths: list[int]) -
         return model(t, torch.zeros_like(t), torch.tensor([lengths]))[0]
 
 
-@pytest.mark.parametrize(("window", "p", "k"), [(5, 4, 2), (3, 3, 1), (None, 6, 2)])
+@pytest.mark.parametrize(
+    ("window", "p", "k", "cross", "compat"),
+    [
+        (5, 4, 2, (512, 512), False),
+        (3, 3, 1, (512, 512), False),
+        (None, 6, 2, (512, 512), False),
+        (5, 4, 2, (1, 1), False),
+        (3, 3, 2, (2, 3), False),
+        (3, 2, 2, (3, 2), True),
+    ],
+)
 def test_teacher_forced_cached_logits_equal_full_forward(
-    window: int | None, p: int, k: int
+    window: int | None, p: int, k: int, cross: tuple[int, int], compat: bool
 ) -> None:
-    model = tiny_lst(window, k)
+    """The cached step-by-step logits equal the full forward at every position, with the paper's
+    cross-attention windows (512, wider than the document), W = 1, and windows that slide inside
+    the document; also with ``release_compat``."""
+    model = tiny_lst(window, k, cross, compat)
     tokens = document(seed=p)
     lengths = static_lengths(tokens, p)
     assert len(tokens) > 2 * (window or 0) and max(lengths) == p and len(lengths) < len(tokens)
@@ -129,6 +148,36 @@ def test_speech_costs_one_global_step_per_patch() -> None:
     assert all(len(c) == stepper.state.global_steps for c in stepper.state.global_caches)
 
 
+@pytest.mark.parametrize("cross", [(1, 1), (2, 3), (512, 512)])
+def test_online_logits_equal_full_forward_on_the_closed_patches(cross: tuple[int, int]) -> None:
+    """After every fed token, the online logits equal the full forward's last logits on the patches
+    closed so far, also where a short speech patch closes only at the next token (its last token's
+    decoder states are then recomputed, reading its own patch's global output)."""
+    model = tiny_lst(window=4, cross=cross)
+    rule = StaticPatchRule(patch_size=3, unit_range=UNITS, speech_id=SPEECH)
+    seq = [BOS, 5, SPEECH, 50, 60, 70, 80, 84, 35, 6, 73, 4, SPEECH, 55, SPEECH, 66, 67, 9, 70]
+    stepper = LSTStepper(model)
+    with torch.no_grad():
+        for i, tok in enumerate(seq):
+            online = stepper.feed(tok, rule)
+            full = full_logits(model, seq[: i + 1], closed_patch_lengths(seq[: i + 1], rule))
+            torch.testing.assert_close(online, full[-1], atol=1e-5, rtol=1e-4)
+
+
+def test_cross_attention_caches_keep_their_windows() -> None:
+    """The decoder keeps the last W_dec global outputs' keys/values per layer, the encoder the
+    last W_enc - 1 closed patches' (the open patch completes its window)."""
+    rule = StaticPatchRule(patch_size=3, unit_range=UNITS, speech_id=SPEECH)
+    stepper = LSTStepper(tiny_lst(window=4, cross=(3, 2)))
+    with torch.no_grad():
+        for tok in document(seed=3):
+            stepper.feed(tok, rule)
+    s = stepper.state
+    assert s.global_steps > 5
+    assert all(len(c) == 2 for c in s.enc_cross) and all(len(c) == 2 for c in s.dec_cross)
+    assert all(c.entries[-1][0].shape[2] == 2 for c in s.dec_cross)  # k vectors per output
+
+
 def reference_generate(
     model: LST | SpeechLLM,
     prompt: list[int],
@@ -155,9 +204,13 @@ def reference_generate(
 
 
 @pytest.mark.parametrize("temperature", [0.0, 3.0])
-@pytest.mark.parametrize("kind", ["lst", "baseline"])
+@pytest.mark.parametrize("kind", ["lst", "lst_cross1", "lst_cross23", "baseline"])
 def test_generation_equals_full_forward_reference(kind: str, temperature: float) -> None:
-    model = tiny_lst(window=4) if kind == "lst" else tiny_baseline(window=4)
+    crosses = {"lst": (512, 512), "lst_cross1": (1, 1), "lst_cross23": (2, 3)}
+    if kind in crosses:
+        model: LST | SpeechLLM = tiny_lst(window=4, cross=crosses[kind])
+    else:
+        model = tiny_baseline(window=4)
     rule = StaticPatchRule(patch_size=3, unit_range=UNITS, speech_id=SPEECH)
     prompt = [BOS, 5, SPEECH, 50, 60, 70, 80]  # ends inside an open speech patch
     n = 24
@@ -173,7 +226,7 @@ def test_generation_equals_full_forward_reference(kind: str, temperature: float)
     )
     assert out.ids == expected
     fed = prompt + out.ids[:-1]
-    if kind == "lst":
+    if kind != "baseline":
         assert out.prompt_global_steps == len(closed_patch_lengths(prompt, rule)) == 3
         assert out.global_steps == len(closed_patch_lengths(fed, rule))
         assert out.global_steps < len(fed) or not any(UNITS[0] <= t < UNITS[1] for t in fed)

@@ -78,10 +78,28 @@ class LSTConfig:
     queries_per_patch: int = 2
     """``k``: query vectors per patch in the encoder (and key/value vectors per global output in the
     decoder's cross-attention). BLT/LST use 2 so that k x d_local = d_global at 1B."""
+    cross_window_encoder: int = 512
+    """``W_enc``: the queries of patch ``q`` cross-attend to the token states of patches
+    ``q - W_enc + 1 .. q`` of the same document. Paper (release ``cross_attn_window_encoder``): 512;
+    1 is the compact variant (own patch only, the ``tiny_lst_cross1`` ablation)."""
+    cross_window_decoder: int = 512
+    """``W_dec``: a token cross-attends to the last ``W_dec`` global outputs of its document that it
+    may see (the newest is the last patch closed before it). Paper (release
+    ``cross_attn_window_decoder``): 512; 1 reads only the newest."""
+    release_compat: bool = False
+    """Reproduce two quirks of the paper's code release: its cross-attention blocks return
+    ``x + attn`` and the caller adds ``x`` again (the residual stream is doubled at every
+    cross-attention), and its global transformer has no final norm. Off in the kit (README,
+    "Fidelity to the paper")."""
     init_std: float = 0.02
     """Standard deviation of the normal weight initialisation."""
 
     def __post_init__(self) -> None:
+        for name in ("cross_window_encoder", "cross_window_decoder"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.encoder.n_layers < 1:
+            raise ValueError("encoder.n_layers must be >= 1: the patch queries are pooled after it")
         if self.encoder.d_model != self.decoder.d_model:
             raise ValueError(
                 f"encoder.d_model={self.encoder.d_model} must equal decoder.d_model="

@@ -12,18 +12,22 @@ from .rope import Rotary
 
 
 class PatchDecoder(nn.Module):
-    """Before each layer tokens cross-attend to their context global output, then self-attend.
+    """Before each layer tokens cross-attend to their window of global outputs, then self-attend.
 
-    The context of token ``t`` is the global output of the last patch that closed at or before
-    ``t`` in the same document (``closed_patch`` from the model's patch arithmetic); where there is
-    none (inside a document's first patch) a learned start context is used. Global outputs enter as
-    ``k`` key/value vectors each (one linear projection), mirroring the encoder's ``k`` queries.
+    The window of token ``t`` is the last ``cross_window_decoder`` global outputs of its document
+    up to the last patch that closed at or before ``t``
+    (:func:`~lst_lightning.model.patching.decoder_cross_bounds`); where there is none (inside a
+    document's first patch) a learned start context is used. Global outputs enter as ``k``
+    key/value vectors each (one linear projection), mirroring the encoder's ``k`` queries.
     """
 
     def __init__(self, config: LSTConfig) -> None:
         super().__init__()
         dec, k = config.decoder, config.queries_per_patch
         self.k = k
+        self.window = config.cross_window_decoder
+        self.residual = 2.0 if config.release_compat else 1.0
+        """Scale of the token stream at each cross-attention (2: the release's doubled residual)."""
         self.context = nn.Linear(config.global_model.d_model, k * dec.d_model, bias=False)
         self.start = nn.Parameter(torch.zeros(k, dec.d_model))
         self.rotary = Rotary(dec.head_dim, dec.rope_theta)
@@ -44,28 +48,28 @@ class PatchDecoder(nn.Module):
         return torch.cat([ctx, start], dim=1)
 
     @staticmethod
-    def context_index(
-        closed_patch: torch.Tensor, patch_docs: torch.Tensor, doc_ids: torch.Tensor
-    ) -> torch.Tensor:
-        """``[B, T]``: the closed patch each token reads, or ``P`` (the start context) where no
-        patch of its own document has closed yet."""
-        idx = closed_patch.clamp(min=0)
-        own_doc = (closed_patch >= 0) & (patch_docs.gather(1, idx) == doc_ids)
-        return torch.where(own_doc, idx, torch.full_like(idx, patch_docs.shape[1]))
+    def context_bounds(
+        bounds: tuple[torch.Tensor, torch.Tensor], num_patches: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Patch bounds ``[B, T]`` -> bounds into :meth:`patch_context`: an empty window becomes
+        the start context ``[P, P + 1)``."""
+        lo, hi = bounds
+        empty = hi <= lo
+        return lo.masked_fill(empty, num_patches), hi.masked_fill(empty, num_patches + 1)
 
     def forward(
         self,
         token_states: torch.Tensor,
         context: torch.Tensor,
-        context_index: torch.Tensor,
+        bounds: tuple[torch.Tensor, torch.Tensor],
         doc_ids: torch.Tensor,
         positions: torch.Tensor,
     ) -> torch.Tensor:
-        """Returns logits ``[B, T, V]``; ``context`` and ``context_index`` come from
-        :meth:`patch_context` and :meth:`context_index`."""
+        """Returns logits ``[B, T, V]``; ``context`` comes from :meth:`patch_context` and
+        ``bounds`` from :meth:`context_bounds`."""
         h = token_states
         rope = self.rotary(positions)
         for cross, block in zip(self.cross, self.layers, strict=True):
-            h = h + cross(h, context, context_index)
+            h = self.residual * h + cross(h, context, *bounds)
             h = block(h, doc_ids, rope)
         return self.head(self.norm(h))

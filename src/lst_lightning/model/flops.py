@@ -15,13 +15,16 @@ Convention (what is counted):
   granularity) and the usual "model FLOPs" of MFU; the kit logs and budgets with it.
   ``"dense"`` counts ``T x T`` pairs per row, what SDPA with a boolean mask computes and what
   ``torch.utils.flop_counter.FlopCounterMode`` reports.
-  The patch cross-attentions are local by construction (``k`` pairs per token), the same both ways.
+  The windowed patch cross-attentions follow the same two conventions: ``"causal"`` counts the
+  pairs inside the windows (:func:`encoder_cross_pairs`, :func:`decoder_cross_pairs`; what the CUDA
+  flex_attention kernel computes, up to its 128 x 128 block granularity), ``"dense"`` every query
+  against every key of the row (what the CPU's masked SDPA computes).
 - Padding is counted: the kernels compute on the padded tensors. A run of padding is one
   "document", as in :func:`lst_lightning.model.attention.document_cu_seqlens`.
 
 Everything counts the modules as implemented in this package (for instance the decoder
 cross-attention projects keys and values once per patch, ``(P + 1) * k`` vectors per row with the
-learned start context, and gathers them per token).
+learned start context).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import torch
 
 from .attention import document_cu_seqlens
 from .config import BaselineConfig, LSTConfig, TransformerConfig
-from .patching import patch_doc_ids
+from .patching import PAD_DOC, patch_doc_ids
 
 AttentionCount = Literal["causal", "dense"]
 TRAINING_MULTIPLIER = 3
@@ -48,6 +51,8 @@ class Layout:
     ``token_runs`` are the lengths of the maximal runs of equal document ids along each row of the
     token stream (padding runs included), so they sum to ``rows * token_columns``; ``patch_runs``
     are the same for the global positions. For the baselines the patch stream is the token stream.
+    ``doc_patches`` holds the patch lengths of every real (non-padding) document, which the
+    windowed cross-attention pairs depend on (all 1 for token-level layouts).
     """
 
     rows: int
@@ -55,6 +60,7 @@ class Layout:
     patch_columns: int
     token_runs: tuple[int, ...]
     patch_runs: tuple[int, ...]
+    doc_patches: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if sum(self.token_runs) != self.rows * self.token_columns:
@@ -83,10 +89,39 @@ class Layout:
         """The layout of a packed batch; ``patch_lengths=None`` for token-level models."""
         rows, t = doc_ids.shape
         token_runs = _run_lengths(doc_ids)
-        if patch_lengths is None:
-            return cls(rows, t, t, token_runs, token_runs)
-        patch_runs = _run_lengths(patch_doc_ids(patch_lengths, doc_ids))
-        return cls(rows, t, patch_lengths.shape[1], token_runs, patch_runs)
+        if patch_lengths is None:  # one patch per real token (padding trails every row)
+            ones = (doc_ids != PAD_DOC).long()
+            return cls(rows, t, t, token_runs, token_runs, _document_patches(ones, doc_ids))
+        patch_docs = patch_doc_ids(patch_lengths, doc_ids)
+        patch_runs = _run_lengths(patch_docs)
+        return cls(
+            rows,
+            t,
+            patch_lengths.shape[1],
+            token_runs,
+            patch_runs,
+            _document_patches(patch_lengths, patch_docs),
+        )
+
+    @property
+    def real_tokens(self) -> int:
+        """Tokens inside real documents (the patches' lengths summed)."""
+        return sum(sum(doc) for doc in self.doc_patches)
+
+
+def _document_patches(
+    patch_lengths: torch.Tensor, patch_docs: torch.Tensor
+) -> tuple[tuple[int, ...], ...]:
+    docs: list[tuple[int, ...]] = []
+    for lengths, ids in zip(patch_lengths.tolist(), patch_docs.tolist(), strict=True):
+        run: list[int] = []
+        for i, (n, doc) in enumerate(zip(lengths, ids, strict=True)):
+            if doc != PAD_DOC:
+                run.append(n)
+            if run and (i + 1 == len(ids) or ids[i + 1] != doc):
+                docs.append(tuple(run))
+                run = []
+    return tuple(docs)
 
 
 def _run_lengths(doc_ids: torch.Tensor) -> tuple[int, ...]:
@@ -113,6 +148,29 @@ def attention_pairs(
     if attention == "dense":
         return rows * columns * columns
     raise ValueError(f"attention must be 'causal' or 'dense', got {attention!r}")
+
+
+def encoder_cross_pairs(layout: Layout, window: int, k: int) -> int:
+    """Query-key pairs of one encoder cross-attention layer inside the windows: the ``k`` queries
+    of patch ``q`` meet the tokens of patches ``q - window + 1 .. q`` of its document, so patch
+    ``i`` of an ``n``-patch document is seen by ``min(window, n - i)`` patches."""
+    return k * sum(
+        n * min(window, len(doc) - i) for doc in layout.doc_patches for i, n in enumerate(doc)
+    )
+
+
+def decoder_cross_pairs(layout: Layout, window: int, k: int) -> int:
+    """Query-key pairs of one decoder cross-attention layer inside the windows: a token meets the
+    ``k`` vectors of each of the ``min(c, window)`` newest global outputs of its document, where
+    ``c`` is the number of its document's patches closed by the token, or the ``k`` start vectors
+    when ``c = 0`` (inside the first patch, and every padding token). In a document with patch
+    lengths ``L_0 .. L_{n-1}``, ``c`` is 0 for ``L_0 - 1`` tokens, ``j + 1`` for the ``L_{j+1}``
+    tokens from the end of patch ``j`` on, and ``n`` for the last token."""
+    pairs = layout.tokens - layout.real_tokens  # padding: the start context
+    for doc in layout.doc_patches:
+        pairs += doc[0] - 1 + min(len(doc), window)
+        pairs += sum(n * min(j + 1, window) for j, n in enumerate(doc[1:]))
+    return k * pairs
 
 
 @dataclass(frozen=True)
@@ -177,10 +235,18 @@ def lst_forward_flops(
     linear["encoder.blocks"], attn["encoder.blocks"] = stack_flops(
         enc, n, layout.token_runs, rows, t, attention
     )
+    if layout.patches and not layout.doc_patches:
+        raise ValueError("the layout has no per-document patch lengths: build it with from_batch")
+    contexts = (m + rows) * k  # the decoder's keys: k per patch, k start vectors per row
+    if attention == "dense":
+        enc_pairs, dec_pairs = m * k * t, n * (p + 1) * k
+    else:
+        enc_pairs = encoder_cross_pairs(layout, config.cross_window_encoder, k)
+        dec_pairs = decoder_cross_pairs(layout, config.cross_window_decoder, k)
     # Patch cross-attention per layer: q and out projections on m*k query vectors, k/v on the
-    # tokens, and k query-key pairs per token (each token meets the k queries of its patch).
+    # tokens, and the query-key pairs inside the windows.
     linear["encoder.cross_attention"] = enc.n_layers * 2 * (2 * m * k * d * d + n * d * 2 * d)
-    attn["encoder.cross_attention"] = enc.n_layers * 4 * d * n * k
+    attn["encoder.cross_attention"] = enc.n_layers * 4 * d * enc_pairs
     # Max-pool -> k queries per patch, and the k concatenated query vectors -> the global width.
     linear["encoder.patch_projections"] = 2 * m * d * k * d + 2 * m * k * d * big_d
 
@@ -191,10 +257,9 @@ def lst_forward_flops(
     # Global output -> k key/value vectors of width d, per patch.
     linear["decoder.context"] = 2 * m * big_d * k * d
     # Token cross-attention per layer: q and out projections per token, k/v once per context
-    # (P patches + the start context per row, k vectors each), and k pairs per token.
-    contexts = (m + rows) * k
+    # (P patches + the start context per row, k vectors each), and the pairs inside the windows.
     linear["decoder.cross_attention"] = dec.n_layers * 2 * (2 * n * d * d + contexts * d * 2 * d)
-    attn["decoder.cross_attention"] = dec.n_layers * 4 * d * n * k
+    attn["decoder.cross_attention"] = dec.n_layers * 4 * d * dec_pairs
     linear["decoder.blocks"], attn["decoder.blocks"] = stack_flops(
         dec, n, layout.token_runs, rows, t, attention
     )

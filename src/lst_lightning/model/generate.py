@@ -1,10 +1,14 @@
 """Incremental generation with KV caches for :class:`LST` and the :class:`SpeechLLM` baseline.
 
 DESIGN 2.5: the global model advances once per *closed* patch and the decoder emits tokens one by
-one. A step-by-step LST keeps three kinds of cache: the encoder's and the decoder's local
-self-attention keys/values (at most ``window`` per layer, the sliding window), and the global
-transformer's keys/values (one entry per closed patch). The open patch's token states are kept
-per encoder layer, because the patch's ``k`` queries cross-attend to them once the patch closes.
+one. A step-by-step LST keeps five kinds of cache: the encoder's and the decoder's local
+self-attention keys/values (at most ``window`` per layer, the sliding window); the global
+transformer's keys/values (one entry per closed patch); per encoder layer, the projected
+cross-attention keys/values of the tokens of the open patch and of the last ``W_enc - 1`` closed
+patches (a closing patch's ``k`` queries attend to them); and per decoder layer, the projected
+keys/values of the ``k`` context vectors of the last ``W_dec`` global outputs (every token
+attends to them). The open patch's first-layer token states are kept for the max-pool that
+initialises its queries.
 
 Static patching online (the rule of ``lst_lightning.data.stream.patching.static_patch_lengths``, decided
 as tokens arrive): an ``<s>`` opens a speech patch, units extend it, and it closes after ``p``
@@ -19,6 +23,7 @@ steps. Uses the modules' parameters directly and leaves their ``forward`` untouc
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import torch
@@ -96,6 +101,11 @@ class KVCache:
         self.keys, self.values = keys, values
         return keys, values
 
+    def pop(self) -> None:
+        """Drops the newest entry (to recompute it)."""
+        if self.keys is not None:
+            self.keys, self.values = self.keys[:, :, :-1], self.values[:, :, :-1]
+
     def __len__(self) -> int:
         return 0 if self.keys is None else self.keys.shape[2]
 
@@ -126,6 +136,38 @@ def rope_at(
     return rotary(torch.tensor([[position]], device=device))
 
 
+def concat_kv(
+    entries: list[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values ``[1, H, n_i, hd]`` joined along the position axis."""
+    return torch.cat([k for k, _ in entries], dim=2), torch.cat([v for _, v in entries], dim=2)
+
+
+@dataclass
+class PatchWindowCache:
+    """Projected cross-attention keys and values ``[1, H, n, hd]``, one entry per patch, keeping
+    the last ``window`` patches (the cross-attention window)."""
+
+    window: int
+    entries: deque[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=deque)
+
+    def push(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        if self.window < 1:
+            return
+        self.entries.append((keys, values))
+        while len(self.entries) > self.window:
+            self.entries.popleft()
+
+    def keys_values(
+        self, extra: list[tuple[torch.Tensor, torch.Tensor]] = ()
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cached entries, oldest first, followed by ``extra``, concatenated."""
+        return concat_kv([*self.entries, *extra])
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
 @dataclass
 class LSTState:
     """Everything an LST needs to continue one document: caches, the open patch, the context."""
@@ -133,11 +175,16 @@ class LSTState:
     enc_caches: list[KVCache]
     dec_caches: list[KVCache]
     global_caches: list[KVCache]
+    enc_cross: list[PatchWindowCache]
+    """Per encoder layer: cross-attention keys/values of the last ``W_enc - 1`` closed patches."""
+    dec_cross: list[PatchWindowCache]
+    """Per decoder layer: cross-attention keys/values of the last ``W_dec`` global outputs."""
     position: int = 0
     global_steps: int = 0
-    open_embeds: list[torch.Tensor] = field(default_factory=list)
-    open_states: list[list[torch.Tensor]] = field(default_factory=list)
-    context: torch.Tensor | None = None
+    open_first: list[torch.Tensor] = field(default_factory=list)
+    """First-layer states of the open patch's tokens (max-pooled into its queries)."""
+    open_cross: list[list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=list)
+    """Per encoder layer: cross-attention keys/values of the open patch's tokens."""
     last_token_state: torch.Tensor | None = None
 
 
@@ -148,12 +195,13 @@ class LSTStepper:
     def __init__(self, model: LST) -> None:
         self.model = model
         enc, dec, glob = model.encoder, model.decoder, model.global_model
-        n_enc = len(enc.layers)
         self.state = LSTState(
             enc_caches=[KVCache(b.attn.window) for b in enc.layers],
             dec_caches=[KVCache(b.attn.window) for b in dec.layers],
             global_caches=[KVCache(b.attn.window) for b in glob.stack.layers],
-            open_states=[[] for _ in range(n_enc)],
+            enc_cross=[PatchWindowCache(enc.window - 1) for _ in enc.cross],
+            dec_cross=[PatchWindowCache(dec.window) for _ in dec.cross],
+            open_cross=[[] for _ in enc.cross],
         )
         self.open_len = 0
 
@@ -165,11 +213,13 @@ class LSTStepper:
         """Runs the encoder on one more token; its states join the open patch."""
         enc, s = self.model.encoder, self.state
         h = enc.embed(torch.tensor([[token]], device=self.device))
-        s.open_embeds.append(h)
         rope = rope_at(enc.rotary, s.position, self.device)
-        for i, (block, cache) in enumerate(zip(enc.layers, s.enc_caches, strict=True)):
+        layers = zip(enc.layers, enc.cross, s.enc_caches, s.open_cross, strict=True)
+        for i, (block, cross, cache, open_kv) in enumerate(layers):
             h = block_step(block, h, rope, cache)
-            s.open_states[i].append(h)
+            if i == 0:
+                s.open_first.append(h)
+            open_kv.append(cross.keys_values(h))
         s.last_token_state = h
         s.position += 1
         self.open_len += 1
@@ -182,22 +232,25 @@ class LSTStepper:
             self.model.decoder,
             self.state,
         )
-        if not s.open_embeds:
+        if not s.open_first:
             raise RuntimeError("close_patch called with no open patch")
-        embeds = torch.cat(s.open_embeds, dim=1)
-        n, d = embeds.shape[1], embeds.shape[2]
-        queries = enc.query_init(embeds.amax(dim=1, keepdim=True)).view(1, 1, enc.k, d)
-        index = torch.zeros(1, n, dtype=torch.long, device=self.device)
-        for cross, states in zip(enc.cross, s.open_states, strict=True):
-            queries = queries + cross(queries, torch.cat(states, dim=1), index)
-        x = enc.to_global(enc.out_norm(queries.reshape(1, 1, enc.k * d)))
+        queries = enc.init_queries(torch.cat(s.open_first, dim=1).amax(dim=1, keepdim=True))
+        _, _, k, d = queries.shape
+        for cross, window, open_kv in zip(enc.cross, s.enc_cross, s.open_cross, strict=True):
+            keys, values = window.keys_values(open_kv)
+            attn = cross.attend(cross.queries(queries.view(1, k, d)), keys, values)
+            queries = enc.residual * queries + attn.view(1, 1, k, d)
+            window.push(*concat_kv(open_kv))
+        x = enc.patch_vectors(queries)
         rope = rope_at(glob.stack.rotary, s.global_steps, self.device)
         for block, cache in zip(glob.stack.layers, s.global_caches, strict=True):
             x = block_step(block, x, rope, cache)
-        s.context = dec.context(glob.norm(x)).view(1, 1, dec.k, -1)
+        context = dec.context(glob.norm(x)).view(1, dec.k, -1)
+        for cross, window in zip(dec.cross, s.dec_cross, strict=True):
+            window.push(*cross.keys_values(context))
         s.global_steps += 1
-        s.open_embeds = []
-        s.open_states = [[] for _ in s.open_states]
+        s.open_first = []
+        s.open_cross = [[] for _ in s.open_cross]
         self.open_len = 0
 
     def logits(self) -> torch.Tensor:
@@ -205,22 +258,35 @@ class LSTStepper:
         dec, s = self.model.decoder, self.state
         if s.last_token_state is None:
             raise RuntimeError("logits called before any token was appended")
-        context = s.context
-        if context is None:
-            context = dec.start.to(s.last_token_state.dtype).expand(1, 1, dec.k, -1)
-        index = torch.zeros(1, 1, dtype=torch.long, device=self.device)
         h = s.last_token_state
         rope = rope_at(dec.rotary, s.position - 1, self.device)
-        for cross, block, cache in zip(dec.cross, dec.layers, s.dec_caches, strict=True):
-            h = h + cross(h, context, index)
+        layers = zip(dec.cross, dec.layers, s.dec_caches, s.dec_cross, strict=True)
+        for cross, block, cache, window in layers:
+            if len(window):
+                keys, values = window.keys_values()
+            else:  # no global output of this document yet: the learned start context
+                keys, values = cross.keys_values(dec.start.to(h.dtype)[None])
+            h = dec.residual * h + cross.attend(cross.queries(h), keys, values)
             h = block_step(block, h, rope, cache)
         return dec.head(dec.norm(h))[0, 0]
+
+    def redecode_last(self) -> None:
+        """Recomputes the decoder's cached states of the last token after its patch closed late.
+
+        A speech patch shorter than ``p`` closes only when the next token arrives, after the
+        decoder already ran on its last token reading the previous global outputs. In the full
+        forward that token reads the patch's own global output (it closes the patch), and later
+        tokens self-attend to its decoder states: so its decoder keys/values are replaced."""
+        for cache in self.state.dec_caches:
+            cache.pop()
+        self.logits()
 
     def feed(self, token: int, rule: StaticPatchRule) -> torch.Tensor:
         """Appends ``token`` with the online static rule and returns the next-token logits."""
         unit, speech = rule.is_unit(token), token == rule.speech_id
         if self.open_len and not unit:
             self.close_patch()  # a non-unit token (or a new <s>) ends the open speech patch
+            self.redecode_last()
         self.append(token)
         if not (unit or speech) or self.open_len == rule.patch_size:
             self.close_patch()

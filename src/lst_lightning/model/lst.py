@@ -11,7 +11,8 @@ from .encoder import PatchEncoder
 from .global_model import GlobalTransformer
 from .layers import init_weights
 from .patching import (
-    closed_patch_before_target,
+    decoder_cross_bounds,
+    encoder_cross_bounds,
     patch_doc_ids,
     positions_in_document,
     token_to_patch,
@@ -29,7 +30,9 @@ class LST(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = PatchEncoder(config)
-        self.global_model = GlobalTransformer(config.global_model)
+        self.global_model = GlobalTransformer(
+            config.global_model, final_norm=not config.release_compat
+        )
         self.decoder = PatchDecoder(config)
         layers = config.encoder.n_layers + config.global_model.n_layers + config.decoder.n_layers
         init_weights(self, config.init_std, layers)
@@ -38,12 +41,16 @@ class LST(nn.Module):
         self, tokens: torch.Tensor, doc_ids: torch.Tensor, patch_lengths: torch.Tensor
     ) -> torch.Tensor:
         t, p = tokens.shape[1], patch_lengths.shape[1]
+        cfg = self.config
         positions = positions_in_document(doc_ids)
         patch_index = token_to_patch(patch_lengths, t)
         patch_docs = patch_doc_ids(patch_lengths, doc_ids)
-        token_states, patches = self.encoder(tokens, doc_ids, positions, patch_index, p)
+        enc_bounds = encoder_cross_bounds(patch_lengths, patch_docs, cfg.cross_window_encoder)
+        token_states, patches = self.encoder(tokens, doc_ids, positions, patch_index, enc_bounds)
         global_out = self.global_model(patches, patch_docs, positions_in_document(patch_docs))
-        closed = closed_patch_before_target(patch_lengths, t)
         context = self.decoder.patch_context(global_out)
-        index = self.decoder.context_index(closed, patch_docs, doc_ids)
-        return self.decoder(token_states, context, index, doc_ids, positions)
+        dec_bounds = decoder_cross_bounds(
+            patch_lengths, doc_ids, patch_docs, cfg.cross_window_decoder
+        )
+        bounds = self.decoder.context_bounds(dec_bounds, p)
+        return self.decoder(token_states, context, bounds, doc_ids, positions)

@@ -65,3 +65,45 @@ def max_pool_patches(
     index = patch_index[:, :, None].expand(-1, -1, d)
     out = out.scatter_reduce(1, index, states, reduce="amax", include_self=True)[:, :num_patches]
     return torch.where(torch.isinf(out), torch.zeros_like(out), out)
+
+
+def patch_starts(patch_lengths: torch.Tensor) -> torch.Tensor:
+    """Offset of the first token of every patch ``[B, P]`` (empty patches start where they end)."""
+    return patch_ends(patch_lengths) - patch_lengths
+
+
+def encoder_cross_bounds(
+    patch_lengths: torch.Tensor, patch_docs: torch.Tensor, window: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token range ``[lo, hi)`` each patch's queries attend to, ``[B, P]`` each.
+
+    Patch ``q`` sees the tokens of patches ``q - window + 1 .. q`` of its own document. Patches
+    are contiguous token spans, so those tokens form one contiguous range: from the start of the
+    oldest patch in the window (never before the document's first patch) to the end of ``q``.
+    Empty (padding) patches get an empty range.
+    """
+    b, p = patch_lengths.shape
+    idx = torch.arange(p, device=patch_lengths.device).expand(b, p)
+    oldest = idx - positions_in_document(patch_docs).clamp(max=window - 1)
+    lo = patch_starts(patch_lengths).gather(1, oldest)
+    hi = patch_ends(patch_lengths)
+    return torch.where(patch_lengths > 0, lo, hi), hi
+
+
+def decoder_cross_bounds(
+    patch_lengths: torch.Tensor, doc_ids: torch.Tensor, patch_docs: torch.Tensor, window: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Patch range ``[lo, hi)`` of the global outputs each token reads, ``[B, T]`` each.
+
+    The newest is the last patch closed at or before the token (:func:`closed_patch_before_target`,
+    so never the token's own patch or a later one); the window reaches back ``window - 1`` more
+    patches, never past the first patch of the token's document. Tokens with no closed patch in
+    their document (inside its first patch, and padding tokens) get the empty range ``[0, 0)``:
+    the decoder gives them its learned start context instead.
+    """
+    closed = closed_patch_before_target(patch_lengths, doc_ids.shape[1])
+    safe = closed.clamp(min=0)
+    own = (closed >= 0) & (patch_docs.gather(1, safe) == doc_ids)
+    back = positions_in_document(patch_docs).gather(1, safe).clamp(max=window - 1)
+    zero = torch.zeros_like(closed)
+    return torch.where(own, safe - back, zero), torch.where(own, safe + 1, zero)
