@@ -226,21 +226,9 @@ def case_fwd_bwd(impl: str, device: torch.device) -> Case:
     else:
         from transformers import LlamaConfig, LlamaForCausalLM
 
-        tc = config.transformer
-        hf_config = LlamaConfig(
-            vocab_size=config.vocab_size,
-            hidden_size=tc.d_model,
-            intermediate_size=tc.hidden,
-            num_hidden_layers=tc.n_layers,
-            num_attention_heads=tc.n_heads,
-            num_key_value_heads=tc.n_heads,
-            max_position_embeddings=4096,
-            rms_norm_eps=tc.norm_eps,
-            rope_theta=tc.rope_theta,
-            tie_word_embeddings=False,
-            attention_bias=False,
-            mlp_bias=False,
-        )
+        from lst_lightning.hub.llama import llama_config
+
+        hf_config = LlamaConfig.from_dict(llama_config(config, None, max_positions=4096))
         model = LlamaForCausalLM._from_config(hf_config, attn_implementation="sdpa")
 
         def logits_of(batch):

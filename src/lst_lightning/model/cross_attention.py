@@ -23,6 +23,7 @@ gives such tokens its learned start context).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Literal
 
 import torch
@@ -132,7 +133,7 @@ def bounded_attention(
     return out.masked_fill(empty, 0.0)
 
 
-class BoundedCrossAttention(nn.Module):
+class BoundedCrossAttention(nn.Module, ABC):
     """Pre-norm multi-head cross-attention from query vectors to key/value vectors with per-query
     key ranges. Split into projections and :meth:`attend` so the KV-cache generator can cache the
     projected keys and values (``lst_lightning.model.generate``)."""
@@ -146,8 +147,9 @@ class BoundedCrossAttention(nn.Module):
         self.kernel: Kernel = "auto"
         """Which kernel :func:`bounded_attention` uses; tests set it to compare the two."""
 
+    @abstractmethod
     def query_norm_of(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The normalised queries: each side (patch queries, token states) has its own norm."""
 
     def key_norm_of(self, y: torch.Tensor) -> torch.Tensor:
         return y
