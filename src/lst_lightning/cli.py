@@ -255,6 +255,22 @@ def _flag_value(argv: list[str], flag: str) -> str | None:
     return None
 
 
+def check_config_files(subcommand: str, argv: list[str]) -> None:
+    """Stop with one line (not jsonargparse's whole usage) when a ``--config`` file is missing,
+    naming the file and the shipped experiments."""
+    for i, a in enumerate(argv):
+        if a in ("--config", "-c") and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif a.startswith("--config="):
+            path = a.partition("=")[2]
+        else:
+            continue
+        if not Path(path).is_file():
+            shipped = sorted(p.stem for p in Path("experiments").glob("*.yaml"))
+            hint = f"; the experiments are: {' '.join(shipped)}" if shipped else ""
+            raise SystemExit(f"lst-lightning {subcommand}: --config {path}: no such file{hint}")
+
+
 def normalise_flags(argv: list[str], lightning: bool) -> list[str]:
     """One flag style: ``--ckpt`` and ``--ckpt_path`` both name the checkpoint; for the kit's own
     tools ``--some_option`` is read as ``--some-option``."""
@@ -289,6 +305,7 @@ def main(args: list[str] | None = None) -> int | None:
         return code if args is not None else sys.exit(code)
     quiet_console()
     argv = normalise_flags(argv, lightning=True)
+    check_config_files(command or "fit", argv)
     if command in ("validate", "test"):
         argv = checkpoint_config_args(command, argv)
     # the config dataclasses document each field in a docstring under it: show those in --help

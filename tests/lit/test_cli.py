@@ -42,6 +42,17 @@ def test_every_experiment_parses(path: Path, capsys: pytest.CaptureFixture[str])
         assert f"\n  {group}" in data, f"{path.stem}: data group {group} not printed"
 
 
+@pytest.mark.parametrize("flag", [["--config", "nope.yaml"], ["--config=nope.yaml"]])
+def test_missing_config_is_one_line_naming_the_file(
+    flag: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as done:
+        main(["fit", *flag])
+    message = str(done.value.code)
+    assert "--config nope.yaml: no such file" in message and "tiny_lst" in message
+
+
 def test_help_documents_the_data_groups(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["fit", "--help"])
