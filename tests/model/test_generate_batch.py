@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lst_lightning.model import LST, SpeechLLM
+from lst_lightning.model import LST, LSTConfig, SpeechLLM, TransformerConfig
 from lst_lightning.model.batch_generate import generate_batch
 from lst_lightning.model.batch_stepper import BatchLSTStepper, BatchSpeechLLMStepper
 from lst_lightning.model.generate import (
@@ -71,6 +71,31 @@ def test_batched_stepper_logits_equal_single_rows(
                     steps_per_row[r].add(t)
     # the rows really closed patches at different steps
     assert len({frozenset(s) for s in steps_per_row}) == len(ROWS)
+
+
+def test_windowed_global_model_reads_each_rows_own_window() -> None:
+    """A sliding window on the global model: each row's window ends at its own global position."""
+    torch.manual_seed(0)
+    small = dict(d_model=32, n_heads=2, window=4)
+    model = LST(
+        LSTConfig(
+            vocab_size=VOCAB,
+            encoder=TransformerConfig(n_layers=1, **small),
+            global_model=TransformerConfig(n_layers=2, d_model=48, n_heads=2, window=3),
+            decoder=TransformerConfig(n_layers=1, **small),
+            init_std=0.1,
+        )
+    ).eval()
+    rule = rule_for(3)
+    batch = BatchLSTStepper(model, len(ROWS), capacity=len(ROWS[0]), rule=rule)
+    singles = [LSTStepper(model) for _ in ROWS]
+    with torch.no_grad():
+        for t in range(len(ROWS[0])):
+            got = batch.feed([r[t] for r in ROWS])
+            for j, r in enumerate(ROWS):
+                want = singles[j].feed(r[t], rule)
+                torch.testing.assert_close(got[j], want, atol=1e-5, rtol=1e-4)
+    assert min(batch.closed) > 3  # every row's global window slid
 
 
 def test_batched_baseline_stepper_equals_single_rows() -> None:
