@@ -20,6 +20,7 @@ from lst_lightning.model.generate import (
     closed_patch_lengths,
     generate,
 )
+from lst_lightning.model.prefill import prefill_baseline, prefill_lst
 
 from .test_generate import BOS, EOS, SPEECH, UNITS, VOCAB, tiny_baseline, tiny_lst
 
@@ -33,6 +34,16 @@ ROWS = [
     [BOS, SPEECH, 55, 8, SPEECH, 66, 67, 9, 70, SPEECH, 71, 72, 73, 74],  # late closes
     [BOS, 9, SPEECH, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 90],  # one long run
 ]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Token-at-a-time matmuls are tiny: a second thread only adds contention (4x slower on a
+    loaded 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def rule_for(p: int) -> StaticPatchRule:
@@ -71,6 +82,50 @@ def test_batched_stepper_logits_equal_single_rows(
                     steps_per_row[r].add(t)
     # the rows really closed patches at different steps
     assert len({frozenset(s) for s in steps_per_row}) == len(ROWS)
+
+
+@pytest.mark.parametrize(
+    ("window", "p", "cross", "compat"),
+    [(4, 3, (512, 512), False), (None, 4, (1, 1), False), (3, 2, (2, 3), True)],
+)
+def test_prefill_leaves_the_stepper_where_stepping_does(
+    window: int | None, p: int, cross: tuple[int, int], compat: bool
+) -> None:
+    """A parallel prefill of the first L tokens (rows ending mid-patch, after a full patch, on
+    text) gives the stepped logits, caches and counts: the rest of the rows then decode alike."""
+    model = tiny_lst(window=window, cross=cross, compat=compat)
+    rule = rule_for(p)
+    for length in (2, 5, 9, 13):
+        stepped = BatchLSTStepper(model, len(ROWS), capacity=len(ROWS[0]), rule=rule)
+        filled = BatchLSTStepper(model, len(ROWS), capacity=len(ROWS[0]), rule=rule)
+        with torch.no_grad():
+            for t in range(length):
+                want = stepped.feed([r[t] for r in ROWS])
+            got = prefill_lst(filled, [r[:length] for r in ROWS])
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+            for name in ("closed", "open_len", "patch_starts", "decoder_steps", "position"):
+                assert getattr(filled, name) == getattr(stepped, name), name
+            for t in range(length, len(ROWS[0])):
+                tokens = [r[t] for r in ROWS]
+                torch.testing.assert_close(
+                    filled.feed(tokens), stepped.feed(tokens), atol=1e-5, rtol=1e-4
+                )
+        assert filled.decoder_steps == stepped.decoder_steps
+
+
+def test_baseline_prefill_equals_stepping() -> None:
+    model = tiny_baseline(window=3)
+    stepped, filled = (
+        BatchSpeechLLMStepper(model, len(ROWS)),
+        BatchSpeechLLMStepper(model, len(ROWS)),
+    )
+    with torch.no_grad():
+        for t in range(6):
+            want = stepped.feed([r[t] for r in ROWS])
+        torch.testing.assert_close(prefill_baseline(filled, [r[:6] for r in ROWS]), want)
+        for t in range(6, len(ROWS[0])):
+            tokens = [r[t] for r in ROWS]
+            torch.testing.assert_close(filled.feed(tokens), stepped.feed(tokens))
 
 
 def test_windowed_global_model_reads_each_rows_own_window() -> None:
@@ -136,6 +191,10 @@ def test_generate_batch_greedy_equals_one_at_a_time(kind: str) -> None:
     allowed = [5, 6, 7, 8, SPEECH, *UNIT_IDS]
     n = 40
     batch = generate_batch(model, PROMPTS, n, rule, eos_id=EOS, allowed_ids=allowed, batch_size=3)
+    stepped = generate_batch(
+        model, PROMPTS, n, rule, eos_id=EOS, allowed_ids=allowed, prefill=False
+    )
+    assert stepped == batch
     for prompt, got in zip(PROMPTS, batch, strict=True):
         want = generate(model, prompt, n, rule=rule, eos_id=EOS, allowed_ids=allowed)
         assert got == want

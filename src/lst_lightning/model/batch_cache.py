@@ -97,6 +97,15 @@ class TokenSlots:
         self.keys[:, :, position] = k[:, :, 0]
         self.values[:, :, position] = v[:, :, 0]
 
+    def fill(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Stores ``k, v [n, H, L, hd]`` at token positions ``0 .. L - 1`` (a parallel prefill)."""
+        n, h, length, hd = k.shape
+        if length > self.capacity:
+            raise RuntimeError(f"{length} tokens beyond the capacity {self.capacity}")
+        self.keys = k.new_zeros(n, h, self.capacity, hd)
+        self.values = v.new_zeros(n, h, self.capacity, hd)
+        self.keys[:, :, :length], self.values[:, :, :length] = k, v
+
     def read(self, rows: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``length`` positions of ``rows``."""
         if self.keys is None or self.values is None:
@@ -128,6 +137,16 @@ class RowSlots:
             raise RuntimeError("RowSlots.allocate first")
         self.keys[rows, :, slots] = k
         self.values[rows, :, slots] = v
+
+    def fill(self, k: torch.Tensor, v: torch.Tensor, start: int = 0) -> None:
+        """Stores ``k, v [n, H, S, m, hd]`` at slots ``start .. start + S - 1`` of every row (a
+        parallel prefill; slots past a row's own length are masked and later overwritten)."""
+        if self.keys is None or self.values is None:
+            self.allocate(k.shape[0], k[0, :, 0])
+        end = start + k.shape[2]
+        if end > self.capacity:
+            raise RuntimeError(f"slot {end - 1} beyond the capacity {self.capacity}")
+        self.keys[:, :, start:end], self.values[:, :, start:end] = k, v
 
     def allocate(self, rows: int, like: torch.Tensor) -> None:
         """Zeroed storage for ``rows`` rows shaped after one entry ``like [H, m, hd]``."""

@@ -20,6 +20,7 @@ from .baseline import SpeechLLM
 from .batch_stepper import BatchLSTStepper, BatchSpeechLLMStepper
 from .generate import Generation, StaticPatchRule, global_positions
 from .lst import LST
+from .prefill import prefill_baseline, prefill_lst
 from .sampling import AllowedIds, allowed_mask, check_sampling, choose_tokens
 
 
@@ -37,6 +38,7 @@ def generate_batch(
     eos_id: int | None = None,
     allowed_ids: AllowedIds | None = None,
     batch_size: int = 32,
+    prefill: bool = True,
 ) -> list[Generation]:
     """Continues every prompt; returns one :class:`~.generate.Generation` per prompt, in order.
 
@@ -46,7 +48,9 @@ def generate_batch(
     ``[len(prompts), V]``; ``eos_id`` is always allowed): e.g. text ids for ASR, unit ids for TTS.
     A row stops after ``eos_id`` or ``max_new_tokens`` new tokens. Prompts are decoded
     ``batch_size`` at a time, grouped by length (rows of a group run for the longest one's steps).
-    LST needs ``rule`` (its static patching); the baseline ignores it."""
+    LST needs ``rule`` (its static patching); the baseline ignores it. ``prefill`` reads the
+    common length of a group's prompts in one parallel pass (:mod:`.prefill`) instead of token by
+    token (same logits up to float noise; ``False`` steps every token)."""
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     if batch_size < 1:
@@ -81,6 +85,7 @@ def generate_batch(
             dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator),
             eos_id,
             group_mask,
+            prefill,
         )
         results.update(zip(group, outs, strict=True))
     return [results[i] for i in range(len(prompts))]
@@ -94,6 +99,7 @@ def _decode_group(
     sampling: dict,
     eos_id: int | None,
     mask: torch.Tensor | None,
+    prefill: bool,
 ) -> list[Generation]:
     """One batch of rows, stepped together until every row is done."""
     capacity = max(len(p) for p in prompts) + max_new_tokens
@@ -121,10 +127,19 @@ def _decode_group(
             stopped_at_eos=bool(ids) and ids[-1] == eos_id,
         )
 
-    t = 0
+    t, logits = 0, None
+    common = min(len(p) for p in prompts)
+    if prefill and common > 1:  # read the shared length in one pass; continue at its last step
+        prefix = [p[:common] for p in prompts]
+        if isinstance(stepper, BatchLSTStepper):
+            logits = prefill_lst(stepper, prefix)
+        else:
+            logits = prefill_baseline(stepper, prefix)
+        t = common - 1
     while active:
-        tokens = [prompts[r][t] if t < len(prompts[r]) else new[r][-1] for r in active]
-        logits = stepper.feed(tokens)
+        if logits is None:
+            tokens = [prompts[r][t] if t < len(prompts[r]) else new[r][-1] for r in active]
+            logits = stepper.feed(tokens)
         keep, ready = [], []
         for j, r in enumerate(active):
             if t == len(prompts[r]) - 1:
@@ -151,5 +166,5 @@ def _decode_group(
             if keep:
                 stepper.select(keep)
             active = [active[j] for j in keep]
-        t += 1
+        t, logits = t + 1, None
     return [done[r] for r in range(len(prompts))]
