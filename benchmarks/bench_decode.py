@@ -1,17 +1,19 @@
 """Batched vs one-at-a-time KV-cached decoding throughput, LST and the Base SpeechLLM (tiny presets).
 
-``run()`` returns one row per (model, batch size); ``python benchmarks/bench_decode.py [--rounds 5]
-[--out docs/benchmarks.md]`` prints a markdown section and, with ``--out``, writes it as section 6
-of that file (replacing an older section 6, atomically). ``make bench`` runs it too.
+``run()`` returns one row per (workload, model, case); ``python benchmarks/bench_decode.py
+[--rounds 3] [--prompts 32] [--out docs/benchmarks.md]`` prints a markdown section and, with
+``--out``, writes it as section 6 of that file (replacing an older section 6, atomically).
+``make bench`` runs it too.
 
-Workload: ``--prompts`` TTS-style prompts ``BOS <t> text <s>`` (4-12 random text ids), greedy
-decoding restricted to unit ids, no EOS, ``--new-tokens`` new tokens each, so every case emits the
-same number of tokens. Models are random-init (speed does not depend on training). Cases per round:
-the prompts one at a time through :func:`~lst_lightning.model.generate.generate`, then through
-:func:`~lst_lightning.model.batch_generate.generate_batch` at each batch size; the cases rotate
-their order every round (A B, B A, ...) and the speedup is the median over rounds of the ratio
-within a round, so machine load that changes during the run hits both sides alike. Throughput is
-new tokens per second of wall time, prompt reading included. One thread, CPU.
+Workloads (:data:`WORKLOADS`): TTS-style prompts ``BOS <t> text <s>`` decoded into unit ids, and
+ASR-style prompts ``BOS <s> units <t>`` (long) decoded into text ids; greedy, no EOS, so every case
+emits the same number of tokens. Models are random-init (speed does not depend on training). Cases
+per round: the prompts one at a time through :func:`~lst_lightning.model.generate.generate`, then
+through :func:`~lst_lightning.model.batch_generate.generate_batch` at each batch size, and at the
+largest without the parallel prefill; the cases alternate their order every round (A B C, C B A,
+...) and each speedup is the median over rounds of the ratio within a round, so machine load that
+changes during the run hits both sides alike. Throughput is new tokens per second of wall time,
+prompt reading included. One thread, CPU.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ def models() -> dict[str, LST | SpeechLLM]:
     return {"tiny LST (static p=4)": lst, "tiny Base SpeechLLM": base}
 
 
-def prompts(n: int, seed: int = 0) -> list[list[int]]:
+def tts_prompts(n: int, seed: int = 0) -> list[list[int]]:
+    """``BOS <t> text <s>`` with 4-12 random text ids."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(n):
@@ -59,55 +62,78 @@ def prompts(n: int, seed: int = 0) -> list[list[int]]:
     return out
 
 
+def asr_prompts(n: int, seed: int = 0) -> list[list[int]]:
+    """``BOS <s> units <t>`` with 60-100 random units."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        length = int(torch.randint(60, 101, (1,), generator=g))
+        units = torch.randint(UNIT_IDS[0], VOCAB, (length,), generator=g).tolist()
+        out.append([BOS, SPEECH_MARK, *units, TEXT_MARK])
+    return out
+
+
+WORKLOADS = {
+    "TTS-style": (tts_prompts, UNIT_IDS, 48),
+    "ASR-style": (asr_prompts, list(range(TEXT)), 16),
+}
+"""name -> (prompts, allowed ids, new tokens per prompt)."""
+
+
 def timed(fn) -> tuple[float, list]:  # noqa: ANN001 - any callable
     start = time.perf_counter()
     out = fn()
     return time.perf_counter() - start, out
 
 
-def run(
-    rounds: int = 5, num_prompts: int = 32, new_tokens: int = 48, batch_sizes=(16, 32)
-) -> list[dict]:
-    """Interleaved rounds; one row per model and batch size (the one-at-a-time row first)."""
+def run(rounds: int = 3, num_prompts: int = 32, batch_sizes=(16, 32)) -> list[dict]:
+    """Interleaved rounds; one row per workload, model and case (one at a time first)."""
     torch.set_num_threads(1)
-    work = prompts(num_prompts)
-    options = dict(allowed_ids=UNIT_IDS, eos_id=None)
     rows = []
-    for name, model in models().items():
-        cases = {
-            "one at a time": lambda m=model: [
-                generate(m, p, new_tokens, RULE, allowed_ids=UNIT_IDS) for p in work
-            ]
-        }
-        for b in batch_sizes:
-            cases[f"batch {b}"] = lambda m=model, b=b: generate_batch(
-                m, work, new_tokens, RULE, batch_size=b, **options
-            )
-        timed(cases["batch 16" if 16 in batch_sizes else "one at a time"])  # warm-up
-        times: dict[str, list[float]] = {c: [] for c in cases}
-        outputs: dict[str, list[list[int]]] = {}
-        names = list(cases)
-        for r in range(rounds):
-            for c in names if r % 2 == 0 else names[::-1]:
-                seconds, out = timed(cases[c])
-                times[c].append(seconds)
-                outputs[c] = [g.ids for g in out]
-        reference = outputs["one at a time"]
-        tokens = sum(len(ids) for ids in reference)
-        for c in names:
-            ratios = [a / s for a, s in zip(times["one at a time"], times[c], strict=True)]
-            rows.append(
-                dict(
-                    model=name,
-                    case=c,
-                    tokens=tokens,
-                    seconds=statistics.median(times[c]),
-                    tokens_per_s=tokens / statistics.median(times[c]),
-                    speedup=statistics.median(ratios),
-                    speedup_range=(min(ratios), max(ratios)),
-                    same_ids=outputs[c] == reference,
+    for workload, (make, allowed, new_tokens) in WORKLOADS.items():
+        work = make(num_prompts)
+        for name, model in models().items():
+            cases = {
+                "one at a time": lambda m=model, w=work, n=new_tokens, a=allowed: [
+                    generate(m, p, n, RULE, allowed_ids=a) for p in w
+                ]
+            }
+            for b in batch_sizes:
+                cases[f"batch {b}"] = lambda m=model, b=b, w=work, n=new_tokens, a=allowed: (
+                    generate_batch(m, w, n, RULE, batch_size=b, allowed_ids=a)
                 )
+            b = max(batch_sizes)
+            cases[f"batch {b}, no prefill"] = lambda m=model, b=b, w=work, n=new_tokens, a=allowed: (
+                generate_batch(m, w, n, RULE, batch_size=b, allowed_ids=a, prefill=False)
             )
+            timed(cases[f"batch {b}"])  # warm-up
+            times: dict[str, list[float]] = {c: [] for c in cases}
+            outputs: dict[str, list] = {}
+            names = list(cases)
+            for r in range(rounds):
+                for c in names if r % 2 == 0 else names[::-1]:
+                    seconds, out = timed(cases[c])
+                    times[c].append(seconds)
+                    outputs[c] = out
+            reference = outputs["one at a time"]
+            tokens = sum(len(g.ids) for g in reference)
+            steps = statistics.mean(g.global_steps for g in reference)
+            for c in names:
+                ratios = [a / s for a, s in zip(times["one at a time"], times[c], strict=True)]
+                rows.append(
+                    dict(
+                        workload=workload,
+                        model=name,
+                        case=c,
+                        tokens=tokens,
+                        global_steps=steps,
+                        seconds=statistics.median(times[c]),
+                        tokens_per_s=tokens / statistics.median(times[c]),
+                        speedup=statistics.median(ratios),
+                        speedup_range=(min(ratios), max(ratios)),
+                        same_ids=[g.ids for g in outputs[c]] == [g.ids for g in reference],
+                    )
+                )
     return rows
 
 
@@ -115,19 +141,23 @@ def markdown(rows: list[dict], rounds: int, info: str) -> str:
     lines = [
         SECTION,
         "",
-        f"`benchmarks/bench_decode.py`: {info}. TTS-style prompts, greedy, unit ids only, "
-        f"{rows[0]['tokens']} new tokens per case (prompt reading included), {rounds} interleaved "
-        "rounds (case order alternating), random-init tiny presets. Speedup: median over rounds of "
-        "(one-at-a-time time / case time) within a round, with the range over rounds.",
+        f"`benchmarks/bench_decode.py`: {info}. Greedy, restricted to the answer's modality, no "
+        "EOS (every case emits the same tokens); TTS-style: `BOS <t> text(4-12) <s>` -> 48 unit "
+        "ids; ASR-style: `BOS <s> units(60-100) <t>` -> 16 text ids; 32 prompts, random-init tiny "
+        f"presets. {rounds} interleaved rounds (case order alternating). Speedup: median over "
+        "rounds of (one-at-a-time time / case time) within a round, with the range. New tokens / s "
+        "counts prompt reading in the time. Global steps: mean per utterance, prompt included.",
         "",
-        "| model | decoding | median wall (s) | new tokens / s | speedup (range) | same ids |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| workload | model | decoding | global steps | median wall (s) | new tokens / s "
+        "| speedup (range) | same ids |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lo, hi = r["speedup_range"]
         lines.append(
-            f"| {r['model']} | {r['case']} | {r['seconds']:.2f} | {r['tokens_per_s']:.0f} "
-            f"| {r['speedup']:.2f}x ({lo:.2f}-{hi:.2f}) | {'yes' if r['same_ids'] else 'NO'} |"
+            f"| {r['workload']} | {r['model']} | {r['case']} | {r['global_steps']:.1f} "
+            f"| {r['seconds']:.2f} | {r['tokens_per_s']:.0f} | {r['speedup']:.2f}x "
+            f"({lo:.2f}-{hi:.2f}) | {'yes' if r['same_ids'] else 'NO'} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -170,16 +200,15 @@ def write_section(path: Path, section: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--prompts", type=int, default=32)
-    parser.add_argument("--new-tokens", type=int, default=48)
     parser.add_argument("--out", type=Path, help="write as section 6 of this markdown file")
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.prompts < 1 or args.new_tokens < 1:
-        parser.error("need --rounds, --prompts and --new-tokens >= 1")
+    if args.rounds < 1 or args.prompts < 1:
+        parser.error("need --rounds >= 1 and --prompts >= 1")
     info = machine()
     sizes = tuple(b for b in (16, 32) if b <= args.prompts) or (args.prompts,)
-    rows = run(args.rounds, args.prompts, args.new_tokens, sizes)
+    rows = run(args.rounds, args.prompts, sizes)
     section = markdown(rows, args.rounds, info)
     print(section)
     if args.out:
