@@ -5,7 +5,9 @@ while it is still reading its prompt, else the token it just chose), so rows wit
 different lengths simply start answering at different steps, and every row sits at the same token
 position. What differs between LST rows is the global model: :class:`~.batch_stepper.BatchLSTStepper`
 runs it only for the rows that closed a patch at a step, each at its own global position. A row
-that emits ``eos_id`` or reaches ``max_new_tokens`` leaves the batch. Greedy decoding gives the
+that emits ``eos_id`` or reaches ``max_new_tokens`` leaves the batch. The prompt tokens that all
+rows of a group share in length are read in one parallel pass first (:mod:`.prefill`; prompts are
+grouped by length, so that is most of each prompt). Greedy decoding gives the
 tokens of :func:`~.generate.generate` run one document at a time (up to float noise of the masked
 batched attention; the tests check it).
 """

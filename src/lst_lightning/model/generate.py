@@ -352,7 +352,8 @@ class Generation:
     """Local decoder token steps (prompt included): LST runs its patch decoder once per fed token,
     plus once more for the last token of each speech patch that closed late (see
     :meth:`LSTStepper.redecode_last`); the baseline's one stack is its decoder, one step per fed
-    token (so this equals its global steps)."""
+    token (so this equals its global steps). Counted the same when a prompt is read in one parallel
+    pass (:mod:`.prefill`): these are the steps of the autoregressive computation."""
     context_positions: int = 0
     """Global positions of the whole document ``prompt + ids`` under the rule, an unfinished
     speech patch at the end counted as one (:func:`global_positions`): the global sequence length
