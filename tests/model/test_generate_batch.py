@@ -225,6 +225,17 @@ def test_batch_size_and_order_do_not_change_greedy_output() -> None:
     assert one == all_at_once == reversed_
 
 
+def test_per_row_limits_stop_each_row_at_its_own_length() -> None:
+    model, rule = tiny_lst(window=4), rule_for(3)
+    limits = [3, 0, 17, 8, 1]
+    got = generate_batch(model, PROMPTS, limits, rule)
+    for prompt, n, g in zip(PROMPTS, limits, got, strict=True):
+        assert g == generate(model, prompt, n, rule=rule)
+        assert len(g.ids) == n and (g.hit_limit or n == 0)
+    with pytest.raises(ValueError, match="2 limits for 5 prompts"):
+        generate_batch(model, PROMPTS, [1, 2], rule)
+
+
 def test_tts_global_steps_are_a_quarter_of_the_baselines() -> None:
     """TTS-like prompts ``BOS <t> text <s>``, units-only output of the same length for both
     models (no EOS): with static p = 4 LST takes one global step per 4 units."""

@@ -30,7 +30,7 @@ from .sampling import AllowedIds, allowed_mask, check_sampling, choose_tokens
 def generate_batch(
     model: LST | SpeechLLM,
     prompts: Sequence[Sequence[int]],
-    max_new_tokens: int,
+    max_new_tokens: int | Sequence[int],
     rule: StaticPatchRule | None = None,
     *,
     temperature: float = 0.0,
@@ -48,13 +48,22 @@ def generate_batch(
     ``top_k`` / ``top_p`` with ``generator`` (reproducible for the same prompts, order and
     ``batch_size``). ``allowed_ids`` restricts every new token (ids, or a boolean mask ``[V]`` or
     ``[len(prompts), V]``; ``eos_id`` is always allowed): e.g. text ids for ASR, unit ids for TTS.
-    A row stops after ``eos_id`` or ``max_new_tokens`` new tokens. Prompts are decoded
+    A row stops after ``eos_id`` or ``max_new_tokens`` new tokens (one limit for every row, or
+    one per prompt). Prompts are decoded
     ``batch_size`` at a time, grouped by length (rows of a group run for the longest one's steps).
     LST needs ``rule`` (its static patching); the baseline ignores it. ``prefill`` reads the
     common length of a group's prompts in one parallel pass (:mod:`.prefill`) instead of token by
     token (same logits up to float noise; ``False`` steps every token)."""
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    if isinstance(max_new_tokens, int):
+        limits = [max_new_tokens] * len(prompts)
+    else:
+        limits = [int(n) for n in max_new_tokens]
+        if len(limits) != len(prompts):
+            raise ValueError(
+                f"max_new_tokens holds {len(limits)} limits for {len(prompts)} prompts"
+            )
+    if any(n < 0 for n in limits):
+        raise ValueError(f"max_new_tokens must be >= 0, got {min(limits)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     check_sampling(temperature, top_k, top_p)
@@ -82,7 +91,7 @@ def generate_batch(
         outs = _decode_group(
             model,
             [prompts[i] for i in group],
-            max_new_tokens,
+            [limits[i] for i in group],
             rule,
             dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator),
             eos_id,
@@ -96,7 +105,7 @@ def generate_batch(
 def _decode_group(
     model: LST | SpeechLLM,
     prompts: list[list[int]],
-    max_new_tokens: int,
+    limits: list[int],
     rule: StaticPatchRule | None,
     sampling: dict,
     eos_id: int | None,
@@ -104,7 +113,7 @@ def _decode_group(
     prefill: bool,
 ) -> list[Generation]:
     """One batch of rows, stepped together until every row is done."""
-    capacity = max(len(p) for p in prompts) + max_new_tokens
+    capacity = max(len(p) + n for p, n in zip(prompts, limits, strict=True))
     if isinstance(model, LST):
         assert rule is not None
         stepper: BatchLSTStepper | BatchSpeechLLMStepper = BatchLSTStepper(
@@ -148,7 +157,7 @@ def _decode_group(
                 prompt_steps[r] = stepper.global_steps_of(j)
             if t < len(prompts[r]) - 1:
                 keep.append(j)
-            elif max_new_tokens == 0:
+            elif limits[r] == 0:
                 finish(j, r)
             else:
                 ready.append(j)
@@ -159,7 +168,7 @@ def _decode_group(
             for j, tok in zip(ready, chosen, strict=True):
                 r = active[j]
                 new[r].append(int(tok))
-                if tok == eos_id or len(new[r]) == max_new_tokens:
+                if tok == eos_id or len(new[r]) == limits[r]:
                     finish(j, r)
                 else:
                     keep.append(j)
