@@ -89,10 +89,18 @@ def cached_arrow(source: str | Path, num_units: int = DEFAULT_NUM_UNITS) -> Path
             features = datasets.Features({"text": datasets.Value("string")})
             gen, kwargs = _text_rows, {"path": source}
         work = Path(tempfile.mkdtemp(prefix=f".{source.name}.", dir=target.parent))
+        print(f"converting {source} to Arrow in {target} (once; data.corpus.reader arrow)")
+        bars = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()
         try:
-            ds = datasets.Dataset.from_generator(
-                gen, features=features, gen_kwargs=kwargs, cache_dir=str(work / "cache")
-            )
+            try:
+                ds = datasets.Dataset.from_generator(
+                    gen, features=features, gen_kwargs=kwargs, cache_dir=str(work / "cache")
+                )
+            except datasets.exceptions.DatasetGenerationError as e:
+                if isinstance(e.__cause__, ValueError):  # a bad record: its message names it
+                    raise e.__cause__ from None
+                raise
             ds.save_to_disk(str(work / "out"))
             del ds
             (work / "out" / SOURCE_STAMP).write_text(json.dumps(wanted) + "\n", encoding="utf-8")
@@ -101,4 +109,6 @@ def cached_arrow(source: str | Path, num_units: int = DEFAULT_NUM_UNITS) -> Path
             os.replace(work / "out", target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+            if bars:
+                datasets.enable_progress_bars()
     return target

@@ -5,7 +5,8 @@ stream cannot be indexed, so it cannot enter an epoch plan; instead each loader 
 DataLoader worker of one rank: a *shard*) reads its own part of the stream in order
 (``datasets.distributed.split_dataset_by_node`` over ``rank * workers + worker`` of
 ``world * workers``: whole files when the stream has a multiple of that many, else every
-``n``-th example; never overlapping) and draws text documents from it as the token shares ask
+``n``-th example; never overlapping; read with ``IterableDataset.iter``, which, unlike plain
+iteration, does not split across DataLoader workers once more) and draws text documents from it as the token shares ask
 (:mod:`lst_lightning.data.stream.dataset`).
 
 **Position.** A shard's position is ``(lap, taken)``: how many times it has read its part to the
@@ -21,6 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+READ_BATCH = 64
+"""Examples read from the stream at a time."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,10 @@ class TextStream:
             if taken:
                 ds = ds.skip(taken)
             count = taken
-            for row in ds:
-                text = row[self.text_column]
+            # ``iter`` (not ``for row in ds``): inside a DataLoader worker ``datasets`` would
+            # split the stream across the workers a second time
+            texts = (t for batch in ds.iter(batch_size=READ_BATCH) for t in batch[self.text_column])
+            for text in texts:
                 count += 1
                 if not isinstance(text, str) or not text.strip():
                     raise ValueError(
