@@ -23,6 +23,18 @@ from typing import Any, overload
 from lst_lightning.data.records import DEFAULT_NUM_UNITS, AlignedUtterance, parse_interleaved
 
 
+FILE_BUILDERS = {
+    ".txt": "text",
+    ".json": "json",
+    ".jsonl": "json",
+    ".parquet": "parquet",
+    ".csv": "csv",
+    ".arrow": "arrow",
+}
+"""The ``load_dataset`` builder of a single data file, by suffix (a ``.txt`` is one document a
+line, column ``text``)."""
+
+
 def open_dataset(path: str | Path, split: str = "train", streaming: bool = False) -> Any:
     """A ``save_to_disk`` folder through ``load_from_disk`` (memory-mapped), anything else
     (a local folder of parquet/json/arrow files, a data file, a Hub name) through
@@ -42,6 +54,16 @@ def open_dataset(path: str | Path, split: str = "train", streaming: bool = False
                 raise ValueError(f"{path}: no split {split!r} (it has {', '.join(ds)})")
             ds = ds[split]
         return ds.to_iterable_dataset() if streaming else ds
+    if folder.is_file():  # one data file: the builder its suffix names
+        builder = FILE_BUILDERS.get(folder.suffix.lower())
+        if builder is None:
+            raise ValueError(
+                f"{path}: a data file load_dataset cannot read by its suffix (known: "
+                f"{', '.join(FILE_BUILDERS)}); pass its folder or a save_to_disk folder"
+            )
+        return datasets.load_dataset(
+            builder, data_files=str(folder), split="train", streaming=streaming
+        )
     try:
         return datasets.load_dataset(str(path), split=split, streaming=streaming)
     except FileNotFoundError as e:

@@ -66,7 +66,7 @@ def parts_of(collection: Sequence) -> tuple[Part, ...]:
     """The weighted parts of a collection (one part, share 1, for a plain sequence)."""
     if isinstance(collection, Concatenated):
         return collection.parts
-    return (Part("", 0, len(collection), 1.0),)
+    return (Part(getattr(collection, "name", ""), 0, len(collection), 1.0),)
 
 
 def weighted_order(
