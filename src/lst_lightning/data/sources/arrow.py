@@ -22,7 +22,6 @@ from typing import Any, overload
 
 from lst_lightning.data.records import DEFAULT_NUM_UNITS, AlignedUtterance, parse_interleaved
 
-
 FILE_BUILDERS = {
     ".txt": "text",
     ".json": "json",
