@@ -62,6 +62,10 @@ class EpochDataLoader(DataLoader):
       resumed run replays that pass, drops the consumed batches and continues with exactly the
       batches the uninterrupted run would have seen, bit for bit, for every patching strategy:
       the replayed documents are patched for the same steps as the first time.
+    - Streamed sources (:mod:`lst_lightning.data.sources.streamed`) cannot be replayed from the
+      epoch alone: each worker's batches come with its stream positions (the dataset's
+      ``collate_reporting``), the positions at a pass's end become the next pass's start, and
+      the state holds the starts of the consumed pass for every shard of every rank.
     """
 
     def __init__(
@@ -172,7 +176,11 @@ class SpeechTextDataModule(L.LightningDataModule):
     ``corpus.build`` names is built there on construction (``auto``: only for the default
     folders), so that :attr:`vocab_size` is known before ``setup``. Each split is checked when it
     is read: an empty file the mixture needs, duplicate ``file_id`` s and a corpus without any
-    speech are errors that name the file.
+    speech are errors that name the file. ``corpus.reader="arrow"`` reads the same files as
+    cached Arrow, by index; ``sources`` reads Hugging Face datasets instead
+    (:mod:`lst_lightning.data.sources`), several per kind by token share, text optionally
+    streamed, each sharded over ranks and workers (what each read goes to
+    ``<log_dir>/data_reads/``) and resumed exactly (:class:`EpochDataLoader`).
 
     The six systems of the paper's main table are data-side choices: Base SpeechLLM
     (``packing.mode=tokens``), BPE SpeechLLM (``packing.mode=tokens``,
