@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import zlib
 from pathlib import Path
 
 import lightning as L
@@ -188,7 +189,14 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def streamed_fit(corpus: Path, text: Path, out: Path, num_workers: int, ckpt: Path | None = None):
+def streamed_fit(
+    corpus: Path,
+    text: Path,
+    out: Path,
+    num_workers: int,
+    ckpt: Path | None = None,
+    devices: int = 1,
+):
     dm = SpeechTextDataModule(
         corpus={"data_dir": str(corpus)},
         mixture={"interleaved": 0.4, "speech_only": 0.2},
@@ -213,11 +221,18 @@ def streamed_fit(corpus: Path, text: Path, out: Path, num_workers: int, ckpt: Pa
 
     class Record(L.Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            rows.append((trainer.global_step, float(outputs["loss"]), batch.tokens.sum().item()))
+            data = batch.tokens.numpy().tobytes() + batch.patch_lengths.numpy().tobytes()
+            rows.append((trainer.global_step, float(outputs["loss"]), zlib.crc32(data)))
+
+        def on_train_end(self, trainer, pl_module) -> None:  # each rank's batches, to a file
+            path = out / f"rows.rank{trainer.global_rank}.json"
+            path.write_text(json.dumps(rows))
 
     trainer = L.Trainer(
         max_steps=STREAM_STEPS,
         accelerator="cpu",
+        devices=devices,
+        strategy="ddp_fork" if devices > 1 else "auto",
         logger=False,
         default_root_dir=out,
         callbacks=[
@@ -240,21 +255,22 @@ def streamed_fit(corpus: Path, text: Path, out: Path, num_workers: int, ckpt: Pa
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=False)
     finally:
         torch.set_num_threads(threads)
-    return rows
+    return [json.loads((out / f"rows.rank{r}.json").read_text()) for r in range(devices)]
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_streamed_text_resumes_exactly(tmp_path, small_corpus, num_workers):
     texts = (small_corpus / "text_train.txt").read_text().splitlines()
     text = text_parquet_folder(texts, tmp_path / "stream", files=2)
-    full = streamed_fit(small_corpus, text, tmp_path / "full", num_workers)
+    (full,) = streamed_fit(small_corpus, text, tmp_path / "full", num_workers)
     ckpt = tmp_path / "full" / "ckpt" / f"step={STREAM_RESUME}.ckpt"
     state = torch.load(ckpt, weights_only=False)["loops"]["fit_loop"]["state_dict"]
     loader = state["combined_loader"][0]
     assert loader["epoch"] == 1  # inside the second pass: the stream positions matter
     assert len(loader["streams"]) == max(1, num_workers)
     assert all(pos[str(text)][1] > 0 for pos in loader["streams"].values())
-    resumed = streamed_fit(small_corpus, text, tmp_path / "resumed", num_workers, ckpt)
+    (resumed,) = streamed_fit(small_corpus, text, tmp_path / "resumed", num_workers, ckpt)
+    full, resumed = [tuple(r) for r in full], [tuple(r) for r in resumed]
     assert [r[0] for r in full] == list(range(1, STREAM_STEPS + 1))
     assert resumed == full[STREAM_RESUME:]
     assert len({r[1] for r in full}) > STREAM_STEPS // 2  # the loss moves: the model trains
@@ -262,6 +278,25 @@ def test_streamed_text_resumes_exactly(tmp_path, small_corpus, num_workers):
     reads = tmp_path / "full" / "data_reads"
     logged = [json.loads(line) for f in reads.iterdir() for line in f.open()]
     assert max(e["streams"][str(text)][0] for e in logged) >= 1
+
+
+def test_streamed_text_resumes_exactly_on_two_ddp_ranks(tmp_path, small_corpus):
+    """Two gloo processes (ddp_fork): each rank reads its own shard of the stream; the checkpoint
+    (written by rank 0) holds both ranks' positions, and both ranks resume exactly."""
+    texts = (small_corpus / "text_train.txt").read_text().splitlines()
+    text = text_parquet_folder(texts, tmp_path / "stream", files=2)
+    full = streamed_fit(small_corpus, text, tmp_path / "full", 0, devices=2)
+    ckpt = tmp_path / "full" / "ckpt" / f"step={STREAM_RESUME}.ckpt"
+    state = torch.load(ckpt, weights_only=False)["loops"]["fit_loop"]["state_dict"]
+    loader = state["combined_loader"][0]
+    assert loader["epoch"] >= 1 and sorted(loader["streams"]) == [0, 1]
+    resumed = streamed_fit(small_corpus, text, tmp_path / "resumed", 0, ckpt, devices=2)
+    for rank in (0, 1):
+        assert len(full[rank]) == STREAM_STEPS
+        assert resumed[rank] == full[rank][STREAM_RESUME:]  # batches and losses, exactly
+    assert full[0] != full[1]  # the ranks read different documents
+    reads = sorted(p.name for p in (tmp_path / "full" / "data_reads").iterdir())
+    assert reads == ["rank0.worker0.jsonl", "rank1.worker0.jsonl"]
 
 
 def test_streamed_text_needs_a_speech_share(tmp_path, corpus):

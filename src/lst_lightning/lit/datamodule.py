@@ -123,21 +123,40 @@ class EpochDataLoader(DataLoader):
             self._consumed = self._in_flight.popleft()
 
     def state_dict(self) -> dict:
-        """The consumed position; with streamed sources also every shard's stream positions at
-        the start of that pass (gathered from all ranks: each rank knows only its own shards,
-        and only rank 0's state is written)."""
+        """The consumed position of every rank (rank 0's at the top level) and, with streamed
+        sources, every shard's stream positions at the start of its consumed pass.
+
+        Each rank packs its own shard into its own number of batches per pass, so at one step the
+        ranks stand at different places in their passes, and only rank 0's state is written:
+        the positions are gathered from all ranks (a collective; Lightning builds the checkpoint
+        on every rank)."""
         epoch, batches, first_batch, starts = self._consumed
         state: dict = {"epoch": epoch, "batches": batches, "first_batch": first_batch}
+        ranks = _gather_ranks([epoch, batches, first_batch])
+        if len(ranks) > 1:
+            state["ranks"] = ranks
         if getattr(self.dataset, "streams", False):
-            state["streams"] = _gather_shards(
-                {
-                    shard: {n: [p.lap, p.taken] for n, p in pos.items()}
-                    for shard, pos in starts.items()
-                }
-            )
+            local = {
+                shard: {n: [p.lap, p.taken] for n, p in pos.items()}
+                for shard, pos in starts.items()
+            }
+            state["streams"] = {}
+            for part in _gather_ranks(local):
+                state["streams"].update(part)
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        import torch.distributed as dist
+
+        ranks = state.get("ranks")
+        if ranks and dist.is_available() and dist.is_initialized():
+            if len(ranks) != dist.get_world_size():
+                raise ValueError(
+                    f"the checkpoint's training stream was saved by {len(ranks)} ranks, this run "
+                    f"has {dist.get_world_size()}: resume with the same number of ranks"
+                )
+            epoch, batches, first = ranks[dist.get_rank()]
+            state = {**state, "epoch": epoch, "batches": batches, "first_batch": first}
         self._epoch, self._skip = int(state["epoch"]), int(state["batches"])
         first = state.get("first_batch")
         self._first_batch = None if first is None else int(first)
@@ -153,19 +172,16 @@ class EpochDataLoader(DataLoader):
         )
 
 
-def _gather_shards(local: dict) -> dict:
-    """The union of every rank's shard positions (a collective under ``torch.distributed``:
-    Lightning builds the checkpoint on every rank)."""
+def _gather_ranks(local: object) -> list:
+    """``local`` from every rank, in rank order (a collective under ``torch.distributed``);
+    ``[local]`` without one."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return local
+        return [local]
     gathered: list = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, local)
-    merged: dict = {}
-    for part in gathered:
-        merged.update(part or {})
-    return merged
+    return gathered
 
 
 class SpeechTextDataModule(L.LightningDataModule):
