@@ -310,3 +310,32 @@ def test_streamed_text_needs_a_speech_share(tmp_path, corpus):
     )
     with pytest.raises(ValueError, match="needs a speech share > 0"):
         dm.setup("fit")
+
+
+def test_validation_comes_from_each_sources_valid_or_the_folder(tmp_path, corpus):
+    speech_dict = tmp_path / "speech_dict"
+    train = datasets.load_from_disk(str(cached_arrow(corpus / "train.jsonl")))
+    valid = datasets.load_from_disk(str(cached_arrow(corpus / "valid.jsonl")))
+    datasets.DatasetDict({"train": train, "validation": valid}).save_to_disk(str(speech_dict))
+    text_valid = text_parquet_folder(["a held out text document"], tmp_path / "text_valid")
+    dm = SpeechTextDataModule(
+        corpus={"data_dir": str(corpus)},
+        sources=[
+            {"kind": "speech", "path": str(speech_dict), "valid": "validation"},
+            {
+                "kind": "text",
+                "path": str(cached_arrow(corpus / "text_train.txt")),
+                "valid": str(text_valid),
+            },
+        ],
+    )
+    split = dm.load_split("valid")
+    assert list(split.utterances) == list(iter_aligned_jsonl(corpus / "valid.jsonl"))
+    assert list(split.texts) == ["a held out text document"]
+    fallback = SpeechTextDataModule(
+        corpus={"data_dir": str(corpus)},
+        sources=[{"kind": "speech", "path": str(speech_dict)}],
+        mixture={"interleaved": 1.0},
+    )
+    assert fallback.needed_files() == ("tokenizer.model", "valid.jsonl", "text_valid.txt")
+    assert len(fallback.load_split("valid").utterances) == len(valid)
