@@ -555,6 +555,9 @@ def data_and_units() -> str:
     torch.set_num_threads(1)
     try:
         data_rows = bench_data.run(CORPUS, seconds=5.0)
+        scaling = bench_data.scaling_markdown(
+            bench_data.run_scaling(CORPUS, seconds=5.0, rounds=1), CORPUS, 5.0, 2
+        )
         unit_rows = bench_units.run()
         decode_info = bench_decode.machine()
         decode_rows = bench_decode.run(rounds=3)
@@ -570,6 +573,7 @@ def data_and_units() -> str:
             "",
             bench_data.markdown(data_rows),
             "",
+            scaling,
             "## 5. Unit tokenizer speed",
             "",
             "`benchmarks/bench_units.py`: seconds of 16 kHz audio turned into 25 Hz units per "

@@ -55,6 +55,11 @@ class CorpusOptions:
     ``unit_bpe_<size>.model`` (the paper's BPE SpeechLLM)."""
     unit_bpe_size: int = DEFAULT_UNIT_BPE_SIZE
     """Pieces of that unit BPE. Paper: 1k."""
+    reader: Literal["memory", "arrow"] = "memory"
+    """How ``data_dir``'s JSONL / txt files are read: ``memory`` (parsed into Python objects,
+    fine for a laptop corpus) or ``arrow`` (converted once to Arrow in ``data_dir/arrow/``,
+    atomically, and read by index from the memory-mapped files: memory independent of the
+    corpus size; the same batches). ``data.sources`` reads Hugging Face datasets instead."""
 
     def resolved_build(self) -> str:
         """``build`` with ``auto`` resolved for this ``data_dir``."""
@@ -69,6 +74,7 @@ class CorpusOptions:
     def __post_init__(self) -> None:
         _choice("corpus.build", self.build, BUILDS)
         _choice("corpus.speech_tokenizer", self.speech_tokenizer, ("units", "bpe"))
+        _choice("corpus.reader", self.reader, ("memory", "arrow"))
         _at_least("corpus.num_units", self.num_units, 1)
         _at_least("corpus.unit_bpe_size", self.unit_bpe_size, 2)
 
@@ -255,8 +261,8 @@ def grouped_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
         elif key in LEGACY_FLAT_KEYS:
             group, name = LEGACY_FLAT_KEYS[key]
             out.setdefault(group, {})[name] = value
-        elif key == "seed":
-            out["seed"] = value
+        elif key in ("seed", "sources"):
+            out[key] = value
         else:
             raise ValueError(f"unknown datamodule option {key!r} in the saved hyperparameters")
     return out

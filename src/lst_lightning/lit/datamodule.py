@@ -26,8 +26,13 @@ from ..data.options import (
     grouped_hparams,
 )
 from ..data.records import SILENCE, read_aligned_jsonl
+from ..data.sources.arrow import SpeechRecords
+from ..data.sources.corpus import folder_fallbacks, folder_files, open_split
+from ..data.sources.mixing import Concatenated
+from ..data.sources.options import coerce_sources
+from ..data.sources.streamed import StreamPosition
 from ..data.stream.batch import PackedBatch
-from ..data.stream.dataset import Corpus, PackedDocumentDataset, load_corpus
+from ..data.stream.dataset import Corpus, PackedDocumentDataset
 from ..data.stream.packing import collate
 from ..data.stream.patching import PatchingSchedule
 from ..data.vocab import TokenSpace, train_unit_bpe
@@ -57,6 +62,10 @@ class EpochDataLoader(DataLoader):
       resumed run replays that pass, drops the consumed batches and continues with exactly the
       batches the uninterrupted run would have seen, bit for bit, for every patching strategy:
       the replayed documents are patched for the same steps as the first time.
+    - Streamed sources (:mod:`lst_lightning.data.sources.streamed`) cannot be replayed from the
+      epoch alone: each worker's batches come with its stream positions (the dataset's
+      ``collate_reporting``), the positions at a pass's end become the next pass's start, and
+      the state holds the starts of the consumed pass for every shard of every rank.
     """
 
     def __init__(
@@ -76,8 +85,9 @@ class EpochDataLoader(DataLoader):
         self._epoch = 0
         self._skip = 0
         self._first_batch: int | None = 0
-        self._in_flight: deque[tuple[int, int, int]] = deque()
-        self._consumed = (0, 0, 0)
+        self._in_flight: deque[tuple[int, int, int, dict]] = deque()
+        self._consumed: tuple[int, int, int, dict] = (0, 0, 0, {})
+        self._stream_starts: dict[int, dict[str, StreamPosition]] = {}
 
     def __iter__(self) -> Iterator[PackedBatch]:
         self._in_flight.clear()
@@ -89,13 +99,20 @@ class EpochDataLoader(DataLoader):
             first = self._first_batch
             self.dataset.set_epoch(self._epoch)
             self.dataset.set_stream_position(first, self.accumulate)
+            starts = self._stream_starts
+            self.dataset.set_stream_starts(starts)
             self.dataset.epoch_plan()
+            latest: dict[int, dict[str, StreamPosition]] = {}
             count = 0
             for count, batch in enumerate(super().__iter__(), start=1):
+                if isinstance(batch, tuple):  # streamed sources: (batch, shard, positions)
+                    batch, shard, positions = batch
+                    latest[shard] = positions
                 if count > skip:
-                    self._in_flight.append((self._epoch, count, first))
+                    self._in_flight.append((self._epoch, count, first, starts))
                     yield batch
             self._first_batch = first + count
+            self._stream_starts = {**starts, **latest}  # where each shard's next pass starts
             self._epoch += 1
             if not self.endless:
                 return
@@ -105,15 +122,66 @@ class EpochDataLoader(DataLoader):
         if self._in_flight:
             self._consumed = self._in_flight.popleft()
 
-    def state_dict(self) -> dict[str, int]:
-        epoch, batches, first_batch = self._consumed
-        return {"epoch": epoch, "batches": batches, "first_batch": first_batch}
+    def state_dict(self) -> dict:
+        """The consumed position of every rank (rank 0's at the top level) and, with streamed
+        sources, every shard's stream positions at the start of its consumed pass.
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+        Each rank packs its own shard into its own number of batches per pass, so at one step the
+        ranks stand at different places in their passes, and only rank 0's state is written:
+        the positions are gathered from all ranks (a collective; Lightning builds the checkpoint
+        on every rank)."""
+        epoch, batches, first_batch, starts = self._consumed
+        state: dict = {"epoch": epoch, "batches": batches, "first_batch": first_batch}
+        ranks = _gather_ranks([epoch, batches, first_batch])
+        if len(ranks) > 1:
+            state["ranks"] = ranks
+        if getattr(self.dataset, "streams", False):
+            local = {
+                shard: {n: [p.lap, p.taken] for n, p in pos.items()}
+                for shard, pos in starts.items()
+            }
+            state["streams"] = {}
+            for part in _gather_ranks(local):
+                state["streams"].update(part)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        import torch.distributed as dist
+
+        ranks = state.get("ranks")
+        if ranks and dist.is_available() and dist.is_initialized():
+            if len(ranks) != dist.get_world_size():
+                raise ValueError(
+                    f"the checkpoint's training stream was saved by {len(ranks)} ranks, this run "
+                    f"has {dist.get_world_size()}: resume with the same number of ranks"
+                )
+            epoch, batches, first = ranks[dist.get_rank()]
+            state = {**state, "epoch": epoch, "batches": batches, "first_batch": first}
         self._epoch, self._skip = int(state["epoch"]), int(state["batches"])
         first = state.get("first_batch")
         self._first_batch = None if first is None else int(first)
-        self._consumed = (self._epoch, self._skip, 0 if first is None else int(first))
+        self._stream_starts = {
+            int(shard): {n: StreamPosition(int(p[0]), int(p[1])) for n, p in pos.items()}
+            for shard, pos in state.get("streams", {}).items()
+        }
+        self._consumed = (
+            self._epoch,
+            self._skip,
+            0 if first is None else int(first),
+            self._stream_starts,
+        )
+
+
+def _gather_ranks(local: object) -> list:
+    """``local`` from every rank, in rank order (a collective under ``torch.distributed``);
+    ``[local]`` without one."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [local]
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, local)
+    return gathered
 
 
 class SpeechTextDataModule(L.LightningDataModule):
@@ -124,7 +192,11 @@ class SpeechTextDataModule(L.LightningDataModule):
     ``corpus.build`` names is built there on construction (``auto``: only for the default
     folders), so that :attr:`vocab_size` is known before ``setup``. Each split is checked when it
     is read: an empty file the mixture needs, duplicate ``file_id`` s and a corpus without any
-    speech are errors that name the file.
+    speech are errors that name the file. ``corpus.reader="arrow"`` reads the same files as
+    cached Arrow, by index; ``sources`` reads Hugging Face datasets instead
+    (:mod:`lst_lightning.data.sources`), several per kind by token share, text optionally
+    streamed, each sharded over ranks and workers (what each read goes to
+    ``<log_dir>/data_reads/``) and resumed exactly (:class:`EpochDataLoader`).
 
     The six systems of the paper's main table are data-side choices: Base SpeechLLM
     (``packing.mode=tokens``), BPE SpeechLLM (``packing.mode=tokens``,
@@ -142,6 +214,7 @@ class SpeechTextDataModule(L.LightningDataModule):
         packing: PackingOptions = PackingOptions(),
         loader: LoaderOptions = LoaderOptions(),
         seed: int = 0,
+        sources: list[dict] | None = None,
     ) -> None:
         """
         Args:
@@ -151,6 +224,11 @@ class SpeechTextDataModule(L.LightningDataModule):
             packing: rows of global positions and tokens (LST) or of tokens (the baselines).
             loader: batch size, worker processes, endless stream.
             seed: seeds the mixture, interleavings and order (epoch by epoch) and validation.
+            sources: Hugging Face datasets to train on instead of the folder's JSONL / txt
+                (:class:`~lst_lightning.data.sources.options.SourceOptions`: ``kind``, ``path``,
+                ``share``, ``split``, ``valid``, ``columns``, ``streaming``, ``name``);
+                ``corpus.data_dir`` then only gives ``tokenizer.model`` and the validation data
+                of a kind that no source gives.
 
         Each group also takes a plain mapping (``patching={"strategy": "aligned"}``).
         """
@@ -160,6 +238,12 @@ class SpeechTextDataModule(L.LightningDataModule):
         patching = coerce(PatchingOptions, patching, "patching")
         packing = coerce(PackingOptions, packing, "packing")
         loader = coerce(LoaderOptions, loader, "loader")
+        source_options = coerce_sources(sources)
+        if source_options and corpus.speech_tokenizer == "bpe":
+            raise ValueError(
+                "data.corpus.speech_tokenizer=bpe trains its unit BPE on data_dir/train.jsonl, "
+                "which data.sources replaces: use speech_tokenizer units with data.sources"
+            )
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"data.seed must be an integer >= 0, got {seed!r}")
         if packing.mode == "tokens" and patching.strategy != "static":
@@ -176,8 +260,10 @@ class SpeechTextDataModule(L.LightningDataModule):
                 "packing": asdict(packing),
                 "loader": asdict(loader),
                 "seed": seed,
+                "sources": [asdict(s) for s in source_options] or None,
             }
         )
+        self.sources = source_options
         self.corpus, self.mixture, self.patching = corpus, mixture, patching
         self.packing, self.loader, self.seed = packing, loader, seed
         self.data_dir = Path(corpus.data_dir)
@@ -214,7 +300,7 @@ class SpeechTextDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Build the corpus ``data.corpus.build`` names if ``data_dir`` does not exist (atomic;
         processes that race wait for the first one's build)."""
-        missing = [name for name in CORPUS_FILES if not (self.data_dir / name).is_file()]
+        missing = [name for name in self.needed_files() if not (self.data_dir / name).is_file()]
         if not missing:
             return
         if self.data_dir.is_dir() and any(self.data_dir.iterdir()):
@@ -245,6 +331,17 @@ class SpeechTextDataModule(L.LightningDataModule):
                 "check the path, or ask for a build there with --data.corpus.build embedded "
                 "(or generated)"
             )
+
+    def needed_files(self) -> tuple[str, ...]:
+        """The corpus folder's files this datamodule reads: all of them without ``data.sources``;
+        with sources the tokenizer and the validation files of kinds no source gives."""
+        if not self.sources:
+            return CORPUS_FILES
+        fallback = folder_fallbacks(self.sources)
+        valid = folder_files(self.data_dir, "valid")
+        return ("tokenizer.model",) + tuple(
+            valid[k].name for k in ("speech", "text") if k in fallback
+        )
 
     @property
     def token_space(self) -> TokenSpace:
@@ -310,8 +407,12 @@ class SpeechTextDataModule(L.LightningDataModule):
 
     def load_split(self, split: str) -> Corpus:
         """Read one split and check that it can give the documents the mixture asks for."""
-        corpus = load_corpus(self.data_dir, split, self.num_units)
+        corpus = open_split(self.data_dir, split, self.sources, self.corpus.reader, self.num_units)
         jsonl, text = self.data_dir / f"{split}.jsonl", self.data_dir / f"text_{split}.txt"
+        if self.sources and (split == "train" or "speech" not in folder_fallbacks(self.sources)):
+            jsonl = "the speech sources (data.sources)"  # type: ignore[assignment]
+        if self.sources and (split == "train" or "text" not in folder_fallbacks(self.sources)):
+            text = "the text sources (data.sources)"  # type: ignore[assignment]
         speech = self.mixture.interleaved + self.mixture.speech_only
         if speech > 0 and not corpus.utterances:
             raise ValueError(
@@ -320,21 +421,17 @@ class SpeechTextDataModule(L.LightningDataModule):
                 f"{self.mixture.speech_only:g}): fill it, or train on text only with "
                 "data.mixture.interleaved=0"
             )
-        if speech < 1 - 1e-9 and not corpus.texts:
+        if speech < 1 - 1e-9 and not corpus.texts and not corpus.streams:
             raise ValueError(
                 f"{text} holds no documents, but data.mixture asks for text-only documents "
                 f"(1 - interleaved - speech_only = {1 - speech:g}): fill it, or set the mixture's "
                 "fractions to sum to 1"
             )
-        counts: dict[str, int] = {}
-        for u in corpus.utterances:
-            counts[u.file_id] = counts.get(u.file_id, 0) + 1
-        duplicates = {fid: n for fid, n in counts.items() if n > 1}
-        if duplicates:
-            shown = ", ".join(f"{fid!r} x{n}" for fid, n in list(duplicates.items())[:5])
+        for where, (count, shown) in _duplicate_ids(corpus.utterances, jsonl):
+            listed = ", ".join(f"{fid!r} x{n}" for fid, n in shown.items())
             raise ValueError(
-                f"{jsonl}: {len(duplicates)} file_ids occur more than once ({shown}"
-                f"{', ...' if len(duplicates) > 5 else ''}): every utterance must be unique, or "
+                f"{where}: {count} file_ids occur more than once ({listed}"
+                f"{', ...' if count > len(shown) else ''}): every utterance must be unique, or "
                 "it is trained on more than once"
             )
         if speech > 0 and not any(w.units for u in corpus.utterances for w in u.spoken_words):
@@ -380,13 +477,17 @@ class SpeechTextDataModule(L.LightningDataModule):
         if self._train is None:
             self.setup("fit")
         trainer = self.trainer
+        if trainer is not None:  # what each rank / worker reads, pass by pass, in the run folder
+            self._train.read_log_dir = (
+                Path(trainer.log_dir or trainer.default_root_dir) / "data_reads"
+            )
         self._train_loader = EpochDataLoader(
             self._train,
             self._current_step,
             endless=self.loader.endless,
             accumulate=trainer.accumulate_grad_batches if trainer is not None else 1,
             batch_size=self.loader.batch_size,
-            collate_fn=collate,
+            collate_fn=self._train.collate_reporting if self._train.streams else collate,
             num_workers=self.loader.num_workers,
         )
         return self._train_loader
@@ -413,3 +514,24 @@ class SpeechTextDataModule(L.LightningDataModule):
         if trainer is not None and trainer.training and self._train_loader is not None:
             self._train_loader.mark_consumed()
         return batch
+
+
+def _duplicate_ids(utterances, where) -> list[tuple[str, tuple[int, dict[str, int]]]]:
+    """(source, (ids repeated, up to 5 of them with counts)) for each source with repeated ids:
+    Arrow sources count in Arrow (no Python object per row), in-memory ones with a dict. Each
+    source is checked on its own (two datasets may reuse ids)."""
+    parts = utterances.sources if isinstance(utterances, Concatenated) else [utterances]
+    found = []
+    for part in parts:
+        if isinstance(part, SpeechRecords):
+            count, shown = part.duplicate_ids()
+            label = part.name
+        else:
+            counts: dict[str, int] = {}
+            for u in part:
+                counts[u.file_id] = counts.get(u.file_id, 0) + 1
+            repeated = {fid: n for fid, n in counts.items() if n > 1}
+            count, shown, label = len(repeated), dict(list(repeated.items())[:5]), str(where)
+        if count:
+            found.append((label, (count, shown)))
+    return found

@@ -31,6 +31,9 @@ them; still deterministic.)
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +48,8 @@ from lst_lightning.data.records import (
     iter_utf8_lines,
     read_aligned_jsonl,
 )
+from lst_lightning.data.sources.mixing import parts_of, weighted_order
+from lst_lightning.data.sources.streamed import StreamPosition, TextStream
 from lst_lightning.data.stream.documents import (
     EncodedDocument,
     PlannedSpan,
@@ -53,7 +58,7 @@ from lst_lightning.data.stream.documents import (
     speech_document,
     text_document,
 )
-from lst_lightning.data.stream.packing import PackedRow, PackingMode, RowPacker
+from lst_lightning.data.stream.packing import PackedRow, PackingMode, RowPacker, collate
 from lst_lightning.data.stream.patching import PatchingSchedule, token_patch_lengths
 from lst_lightning.data.vocab import TokenSpace
 
@@ -68,14 +73,51 @@ INTERLEAVING_STREAM = 11
 """Seeds each utterance's interleaving pattern (per epoch) apart from the other draws."""
 SHARE_TOLERANCE = 1e-9
 """Shares within this of 0 (or of summing to 1) count as exact."""
+SOURCE_STREAM = 13
+"""Seeds the walk over several sources of one kind (:func:`weighted_order`) apart from the rest."""
 
 
 @dataclass(frozen=True)
 class Corpus:
-    """One split of a corpus: aligned utterances and text-only documents."""
+    """One split of a corpus: aligned utterances and text-only documents.
 
-    utterances: tuple[AlignedUtterance, ...]
-    texts: tuple[str, ...]
+    Either may be any indexable sequence: tuples in memory, or
+    :mod:`lst_lightning.data.sources` records read by index from memory-mapped Arrow (several
+    sources of a kind as one :class:`~lst_lightning.data.sources.mixing.Concatenated`, which
+    carries their shares). ``streams`` are streamed text sources (with ``stream_shares``): they
+    replace ``texts`` and are read by each shard in order rather than planned per epoch."""
+
+    utterances: Sequence[AlignedUtterance]
+    texts: Sequence[str]
+    streams: tuple[TextStream, ...] = ()
+    stream_shares: tuple[float, ...] = ()
+
+
+class EpochPlan(Sequence[tuple[int, int]]):
+    """An epoch's documents as two arrays (kind, index): 9 bytes a document, not a Python tuple
+    each, so the plan of a large corpus stays small in every loader process."""
+
+    def __init__(self, kinds: np.ndarray, indices: np.ndarray) -> None:
+        self.kinds, self.indices = kinds, indices
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def __getitem__(self, position):  # type: ignore[override]
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(len(self)))]
+        return int(self.kinds[position]), int(self.indices[position])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EpochPlan):
+            return np.array_equal(self.kinds, other.kinds) and np.array_equal(
+                self.indices, other.indices
+            )
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def read_text_documents(path: str | Path) -> list[str]:
@@ -134,18 +176,22 @@ def select_mixture(
         raise ValueError("the mixture asks for text-only documents but the corpus has none")
     if speech == 0:
         return [], [], list(text_order)
-    walk: list[tuple[int, bool]] = []  # (utterance, interleaved?) in order
+    # (utterance, interleaved?) in order, and the running token total: arrays, not a tuple per
+    # utterance, so a large corpus's walk stays small
+    walk_u = np.asarray(utterance_order, dtype=np.int64).copy()
+    walk_i = np.zeros(len(walk_u), dtype=bool)
+    cumulative = np.zeros(len(walk_u), dtype=np.int64)
     totals = [0, 0]
-    cumulative = []
-    for u in utterance_order:
+    for n, u in enumerate(walk_u.tolist()):
         as_interleaved = speech_only == 0 or (
             interleaved > 0 and totals[0] * speech_only <= totals[1] * interleaved
         )
         totals[0 if as_interleaved else 1] += (
             interleaved_length(u) if as_interleaved else speech_length(u)
         )
-        walk.append((int(u), as_interleaved))
-        cumulative.append(totals[0] + totals[1])
+        walk_i[n] = as_interleaved
+        cumulative[n] = totals[0] + totals[1]
+    keep = len(walk_u)
     texts: list[int] = []
     if text > SHARE_TOLERANCE:
         wanted = cumulative[-1] * text / speech
@@ -159,12 +205,12 @@ def select_mixture(
         if len(texts) == len(text_order) and have < wanted:  # text is the scarcer source
             target = have * speech / text
             keep = int(np.searchsorted(cumulative, target))
-            if keep < len(walk) and (
+            if keep < len(walk_u) and (
                 keep == 0 or cumulative[keep] - target < target - cumulative[keep - 1]
             ):
                 keep += 1
-            walk = walk[:keep]
-    return [u for u, i in walk if i], [u for u, i in walk if not i], texts
+    walk_u, walk_i = walk_u[:keep], walk_i[:keep]
+    return walk_u[walk_i].tolist(), walk_u[~walk_i].tolist(), texts
 
 
 class PackedDocumentDataset(IterableDataset):
@@ -211,8 +257,13 @@ class PackedDocumentDataset(IterableDataset):
             raise ValueError(
                 "the mixture asks for speech documents but the corpus has no utterances"
             )
-        if speech < 1 - SHARE_TOLERANCE and not corpus.texts:
+        if speech < 1 - SHARE_TOLERANCE and not corpus.texts and not corpus.streams:
             raise ValueError("the mixture asks for text-only documents but the corpus has none")
+        if corpus.streams and speech < SHARE_TOLERANCE:
+            raise ValueError(
+                "streamed text sources are drawn alongside the speech documents, by token share: "
+                "the mixture needs a speech share > 0 (interleaved or speech_only)"
+            )
         self.corpus = corpus
         self.space = space
         self.interleaved_fraction = interleaved_fraction
@@ -229,7 +280,18 @@ class PackedDocumentDataset(IterableDataset):
         self.accumulate = 1
         """Batches per optimizer step (``trainer.accumulate_grad_batches``)."""
         self._text_lengths = np.full(len(corpus.texts), -1, dtype=np.int64)
-        self._plan: tuple[int, list[tuple[int, int]]] | None = None
+        self._plan: tuple[int, EpochPlan] | None = None
+        self.rank: int | None = None
+        """This process's data-parallel rank; ``None``: from ``torch.distributed`` (if any)."""
+        self.world_size: int | None = None
+        """Data-parallel ranks; ``None``: from ``torch.distributed`` (1 without it)."""
+        self.stream_starts: dict[int, dict[str, StreamPosition]] = {}
+        """Streamed sources: each shard's position at the start of the current pass."""
+        self.read_log_dir: Path | None = None
+        """When set, each shard appends what it reads each pass to
+        ``rank<r>.worker<w>.jsonl`` here (see :meth:`log_reads`)."""
+        self._positions: dict[str, StreamPosition] = {}
+        self._shard_id = 0
         # Fail here, not later in a worker, when the row sizes are impossible.
         RowPacker(packing, max_tokens, max_patches, space.pad_id, space.is_unit)
 
@@ -238,6 +300,23 @@ class PackedDocumentDataset(IterableDataset):
         if epoch < 0:
             raise ValueError(f"epoch must be >= 0, got {epoch}")
         self.epoch = epoch
+
+    def set_shard(self, rank: int | None, world_size: int | None) -> None:
+        """Read as data-parallel rank ``rank`` of ``world_size`` (``None``: from
+        ``torch.distributed``): for tests and launchers that shard without a process group."""
+        if (rank is None) != (world_size is None) or (
+            world_size is not None and not 0 <= rank < world_size  # type: ignore[operator]
+        ):
+            raise ValueError(f"need 0 <= rank < world_size, got {rank}, {world_size}")
+        self.rank, self.world_size = rank, world_size
+
+    def set_stream_starts(self, starts: dict[int, dict[str, StreamPosition]]) -> None:
+        """Each shard's streamed-source positions at the start of the next pass."""
+        self.stream_starts = dict(starts)
+
+    def shard(self) -> tuple[int, int]:
+        """(this process's shard, number of shards) over ranks x DataLoader workers."""
+        return _shard(self.rank, self.world_size)
 
     def set_stream_position(self, first_batch: int, accumulate: int = 1) -> None:
         """The global index of this pass's first batch and the batches per optimizer step, which
@@ -285,27 +364,57 @@ class PackedDocumentDataset(IterableDataset):
             self._text_lengths[index] = 3 + len(self.space.encode_text(self.corpus.texts[index]))
         return int(self._text_lengths[index])
 
-    def epoch_plan(self) -> list[tuple[int, int]]:
+    def epoch_plan(self) -> EpochPlan:
         """The epoch's documents in order, as ``(kind, index into utterances or texts)``; computed
         once per epoch and process (the loader computes it before starting workers, which then
-        inherit it)."""
+        inherit it).
+
+        Several sources of a kind are walked by their shares (:func:`weighted_order`, its own
+        seed stream, so one source gives the same plan as before sources existed). Streamed text
+        is not planned: the plan holds the speech documents only (split between interleaved and
+        speech-only by their shares) and each shard draws its text while it packs."""
         if self._plan is not None and self._plan[0] == self.epoch:
             return self._plan[1]
         rng = np.random.default_rng([self.seed, self.epoch])
         utterance_order = rng.permutation(len(self.corpus.utterances))
         text_order = rng.permutation(len(self.corpus.texts))
+        for kind, (collection, length) in enumerate(
+            ((self.corpus.utterances, self.speech_length), (self.corpus.texts, self.text_length))
+        ):
+            parts = parts_of(collection)
+            if len(parts) > 1:
+                walk_rng = np.random.default_rng([self.seed, self.epoch, SOURCE_STREAM, kind])
+                order = weighted_order(parts, walk_rng, length)
+                if kind == 0:
+                    utterance_order = order
+                else:
+                    text_order = order
+        interleaved, speech_only = self.interleaved_fraction, self.speech_only_fraction
+        if self.corpus.streams:  # text comes from the streams: plan the speech kinds only
+            total = interleaved + speech_only
+            interleaved, speech_only, text_order = interleaved / total, speech_only / total, []
         inter, speech, texts = select_mixture(
             utterance_order,
             self.interleaved_length,
             self.speech_length,
             text_order,
             self.text_length,
-            self.interleaved_fraction,
-            self.speech_only_fraction,
+            interleaved,
+            speech_only,
         )
-        plan = [(INTERLEAVED, i) for i in inter] + [(SPEECH, i) for i in speech]
-        plan += [(TEXT, i) for i in texts]
-        plan = [plan[i] for i in rng.permutation(len(plan)).tolist()]
+        kinds = np.concatenate(
+            [
+                np.full(len(inter), INTERLEAVED, dtype=np.int8),
+                np.full(len(speech), SPEECH, dtype=np.int8),
+                np.full(len(texts), TEXT, dtype=np.int8),
+            ]
+        )
+        indices = np.concatenate(
+            [np.asarray(x, dtype=np.int64).reshape(-1) for x in (inter, speech, texts)]
+        )
+        del inter, speech, texts
+        order = rng.permutation(len(kinds))
+        plan = EpochPlan(kinds[order], indices[order])
         self._plan = (self.epoch, plan)
         return plan
 
@@ -352,8 +461,9 @@ class PackedDocumentDataset(IterableDataset):
         return lengths, aligned
 
     def __iter__(self) -> Iterator[PackedRow]:
-        shard, num_shards = _shard()
+        shard, num_shards = self.shard()
         worker, num_workers = _worker()
+        self._shard_id = shard
         packer = RowPacker(
             self.packing,
             self.max_tokens,
@@ -363,9 +473,14 @@ class PackedDocumentDataset(IterableDataset):
             speech_frames=self.space.speech_frames,
         )
         plan = self.epoch_plan()
-        for position in range(shard, len(plan), num_shards):
-            kind, index = plan[position]
-            doc = self.build_document(position, kind, index)
+        starts = self.stream_starts.get(shard, {})
+        self._positions = {
+            s.name: starts.get(s.name, StreamPosition()) for s in self.corpus.streams
+        }
+        self.log_reads(shard, num_shards, worker, num_workers, "start")
+        feeder = _StreamFeeder(self, shard, num_shards) if self.corpus.streams else None
+
+        def place(position: int, doc: EncodedDocument, kind: int) -> Iterator[PackedRow]:
             row = packer.rows_emitted
             step = self.step_of_row(row, worker, num_workers)
             lengths, aligned = self.patch_document(position, doc, step)
@@ -376,7 +491,127 @@ class PackedDocumentDataset(IterableDataset):
                 if later != step:
                     lengths, aligned = self.patch_document(position, doc, later)
             yield from packer.add(doc.tokens, lengths, aligned, KIND_NAMES[kind])
+
+        for position in range(shard, len(plan), num_shards):
+            kind, index = plan[position]
+            yield from place(position, self.build_document(position, kind, index), kind)
+            if feeder is not None:
+                feeder.add_speech(
+                    self.interleaved_length(index)
+                    if kind == INTERLEAVED
+                    else self.speech_length(index)
+                )
+                for text in feeder.texts_due():
+                    yield from place(
+                        len(plan) + feeder.drawn, text_document(text, self.space), TEXT
+                    )
         yield from packer.flush()
+        self.log_reads(shard, num_shards, worker, num_workers, "end")
+
+    # -- streamed sources and what each shard read -------------------------------------------------
+    @property
+    def streams(self) -> bool:
+        """Whether the corpus has streamed sources (whose positions the batches report)."""
+        return bool(self.corpus.streams)
+
+    def stream_report(self) -> tuple[int, dict[str, StreamPosition]]:
+        """(this shard, its streamed-source positions after the documents used so far)."""
+        return self._shard_id, dict(self._positions)
+
+    def collate_reporting(self, rows: list[PackedRow]):
+        """The collate of a training loader over streamed sources: ``(batch, shard, positions)``
+        (runs in the worker that built the rows, so it reads that worker's positions)."""
+        return (collate(rows), *self.stream_report())
+
+    def log_reads(self, shard: int, num_shards: int, worker: int, workers: int, when: str) -> None:
+        """Append one JSON line saying what this shard reads this pass (at ``start``: the plan
+        positions ``shard::num_shards``, the documents per source and a digest of their indices,
+        the streams' start positions) or read (at ``end``: the streams' positions)."""
+        if self.read_log_dir is None:
+            return
+        rank, world = shard // workers, num_shards // workers
+        entry: dict = {
+            "when": when,
+            "epoch": self.epoch,
+            "first_batch": self.first_batch,
+            "rank": rank,
+            "world_size": world,
+            "worker": worker,
+            "workers": workers,
+            "plan_positions": f"{shard}::{num_shards}",
+        }
+        if when == "start":
+            plan = self.epoch_plan()
+            kinds, indices = plan.kinds[shard::num_shards], plan.indices[shard::num_shards]
+            reads = {}
+            for is_text, collection in ((False, self.corpus.utterances), (True, self.corpus.texts)):
+                chosen = indices[(kinds == TEXT) == is_text]
+                for part in parts_of(collection):
+                    mine = chosen[(chosen >= part.start) & (chosen < part.stop)] - part.start
+                    label = part.name or ("texts" if is_text else "utterances")
+                    reads[label] = {
+                        "documents": int(len(mine)),
+                        "rows_sha1": hashlib.sha1(np.sort(mine).tobytes()).hexdigest()[:16],
+                    }
+            entry["reads"] = reads
+        if self.corpus.streams:
+            entry["streams"] = {n: [p.lap, p.taken] for n, p in self._positions.items()}
+        folder = Path(self.read_log_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(entry) + "\n"
+        fd = os.open(
+            folder / f"rank{rank}.worker{worker}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        )
+        try:
+            os.write(fd, line.encode())  # one append per line: whole lines even across restarts
+        finally:
+            os.close(fd)
+
+    def text_units(self, text: str) -> int:
+        """Baseline units of a text document: BOS, ``<t>``, BPE, EOS."""
+        return 3 + len(self.space.encode_text(text))
+
+
+class _StreamFeeder:
+    """Draws one shard's text documents from the streamed sources as the token shares ask.
+
+    After each speech document the shard has packed, it takes text documents while that brings
+    the pass's text tokens closer to ``speech tokens x text share / speech share`` (the rule of
+    :func:`select_mixture`), each from the stream furthest below its share of the text. A
+    document read but not taken waits for the next call (it is not counted as used)."""
+
+    def __init__(self, dataset: PackedDocumentDataset, shard: int, num_shards: int) -> None:
+        streams, shares = dataset.corpus.streams, dataset.corpus.stream_shares
+        total = float(sum(shares))
+        self.dataset = dataset
+        self.shares = [w / total for w in shares]
+        speech = dataset.interleaved_fraction + dataset.speech_only_fraction
+        self.ratio = max(0.0, 1.0 - speech) / speech
+        self.readers = [s.documents(shard, num_shards, dataset._positions[s.name]) for s in streams]
+        self.names = [s.name for s in streams]
+        self.pending: list[tuple[StreamPosition, str, int] | None] = [None] * len(streams)
+        self.tokens = [0] * len(streams)
+        self.speech_units = 0
+        self.drawn = 0
+
+    def add_speech(self, units: int) -> None:
+        self.speech_units += units
+
+    def texts_due(self) -> Iterator[str]:
+        wanted = self.speech_units * self.ratio
+        while True:
+            k = min(range(len(self.readers)), key=lambda j: self.tokens[j] / self.shares[j])
+            if self.pending[k] is None:
+                position, text = next(self.readers[k])
+                self.pending[k] = (position, text, self.dataset.text_units(text))
+            position, text, n = self.pending[k]  # type: ignore[misc]
+            if sum(self.tokens) + n / 2 > wanted:
+                return
+            self.pending[k] = None
+            self.tokens[k] += n
+            self.drawn += 1
+            self.dataset._positions[self.names[k]] = position
+            yield text
 
 
 def _worker() -> tuple[int, int]:
@@ -385,10 +620,12 @@ def _worker() -> tuple[int, int]:
     return (info.id, info.num_workers) if info is not None else (0, 1)
 
 
-def _shard() -> tuple[int, int]:
-    """(this process's shard, number of shards) over distributed ranks x DataLoader workers."""
-    rank, world = 0, 1
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+def _shard(rank: int | None = None, world: int | None = None) -> tuple[int, int]:
+    """(this process's shard, number of shards) over distributed ranks x DataLoader workers;
+    ``rank`` / ``world`` override ``torch.distributed``."""
+    if rank is None or world is None:
+        rank, world = 0, 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
     worker, workers = _worker()
     return rank * workers + worker, world * workers
