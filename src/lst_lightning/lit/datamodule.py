@@ -22,6 +22,7 @@ from ..data.options import (
     MixtureOptions,
     PackingOptions,
     PatchingOptions,
+    TaskOptions,
     coerce,
     grouped_hparams,
 )
@@ -142,6 +143,7 @@ class SpeechTextDataModule(L.LightningDataModule):
         packing: PackingOptions = PackingOptions(),
         loader: LoaderOptions = LoaderOptions(),
         seed: int = 0,
+        task: TaskOptions = TaskOptions(),
     ) -> None:
         """
         Args:
@@ -151,6 +153,8 @@ class SpeechTextDataModule(L.LightningDataModule):
             packing: rows of global positions and tokens (LST) or of tokens (the baselines).
             loader: batch size, worker processes, endless stream.
             seed: seeds the mixture, interleavings and order (epoch by epoch) and validation.
+            task: fine-tune on ASR or TTS documents (answer-span loss) instead of pre-training
+                (:mod:`lst_lightning.lit.task_datamodule`).
 
         Each group also takes a plain mapping (``patching={"strategy": "aligned"}``).
         """
@@ -160,6 +164,7 @@ class SpeechTextDataModule(L.LightningDataModule):
         patching = coerce(PatchingOptions, patching, "patching")
         packing = coerce(PackingOptions, packing, "packing")
         loader = coerce(LoaderOptions, loader, "loader")
+        task = coerce(TaskOptions, task, "task")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"data.seed must be an integer >= 0, got {seed!r}")
         if packing.mode == "tokens" and patching.strategy != "static":
@@ -176,10 +181,12 @@ class SpeechTextDataModule(L.LightningDataModule):
                 "packing": asdict(packing),
                 "loader": asdict(loader),
                 "seed": seed,
+                "task": asdict(task),
             }
         )
         self.corpus, self.mixture, self.patching = corpus, mixture, patching
         self.packing, self.loader, self.seed = packing, loader, seed
+        self.task = task
         self.data_dir = Path(corpus.data_dir)
         self.num_units = corpus.num_units
         self._train_loader: EpochDataLoader | None = None
@@ -354,6 +361,11 @@ class SpeechTextDataModule(L.LightningDataModule):
 
     def _dataset(self, split: str, seed: int) -> PackedDocumentDataset:
         training = split == "train"
+        if self.task.name is not None:
+            from .task_datamodule import task_dataset
+
+            schedule = self.schedule if training else PatchingSchedule("static", self.patch_size)
+            return task_dataset(self, split, seed, schedule)
         return PackedDocumentDataset(
             self.load_split(split),
             self.token_space,
