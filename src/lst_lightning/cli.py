@@ -73,6 +73,7 @@ KIT_COMMANDS: dict[str, str] = {
     "sample": "lst_lightning.sample",
     "export": "lst_lightning.hub.export",
     "reproduce": "lst_lightning.reproduce",
+    "downstream": "lst_lightning.downstream.run",
     "stages": "lst_lightning.data.speech.stages",
 }
 """Subcommand -> module whose ``main(argv) -> int`` runs it."""
