@@ -22,6 +22,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_warn
 
 from ..data.speech.audio import SAMPLE_RATE
 from ..downstream.decode import decode_tasks, transcript, units
@@ -50,11 +51,19 @@ class TaskSamples(Callback):
             datamodule.task.name, items[: self.num_prompts], datamodule.token_space
         )
 
-    def _vocode(self, datamodule: Any, unit_ids: tuple[int, ...]) -> torch.Tensor:
+    def _vocode(self, datamodule: Any, unit_ids: tuple[int, ...]) -> torch.Tensor | None:
+        """The waveform ``[1, n]`` of ``unit_ids``; ``None`` when no vocoder can be had (e.g. the
+        generated corpus has no unit codebook), said once."""
         from ..downstream.listen import load_vocoder
 
         if self._vocoder is None:
-            self._vocoder = load_vocoder(self.vocoder_spec, datamodule.data_dir)
+            try:
+                self._vocoder = load_vocoder(self.vocoder_spec, datamodule.data_dir)
+            except (FileNotFoundError, ValueError) as e:
+                rank_zero_warn(f"samples: TTS samples are logged as text only, no vocoder: {e}")
+                self._vocoder = False
+        if self._vocoder is False:
+            return None
         if not unit_ids:
             return torch.zeros(1, SAMPLE_RATE // 10)
         wav = np.asarray(self._vocoder(np.asarray(unit_ids, dtype=np.int64)), dtype=np.float32)
@@ -85,6 +94,8 @@ class TaskSamples(Callback):
             prompt = space.decode_text([t for t in doc.prompt if space.is_text(t)])
             experiment.add_text(f"samples/tts_{i}_text", f"{prompt}\n\n({stop})", step)
             audio = self._vocode(datamodule, units(space, out))
+            if audio is None:
+                continue
             experiment.add_audio(f"samples/tts_{i}", audio, step, sample_rate=SAMPLE_RATE)
             if not self._references_logged:
                 truth = space.decode_units([t for t in doc.answer if space.is_unit(t)])

@@ -154,9 +154,7 @@ def decode_tasks(
     rule = patch_rule(space, patch_size) if isinstance(model, LST) else None
     model.eval()
     return [
-        decode_one(
-            model, d, allowed, space.eos_id, answer_limit(d, max_factor, max_extra), rule
-        )
+        decode_one(model, d, allowed, space.eos_id, answer_limit(d, max_factor, max_extra), rule)
         for d in documents
     ]
 

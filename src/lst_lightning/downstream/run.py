@@ -66,7 +66,15 @@ def log(message: str) -> None:
 # -- training ----------------------------------------------------------------------------------
 def _fit(args: list[str], threads: int, logfile: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "-m", "lst_lightning", "fit", *args, "--trainer.enable_progress_bar", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lst_lightning",
+        "fit",
+        *args,
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     logfile.parent.mkdir(parents=True, exist_ok=True)
     with open(logfile, "w") as f:
         code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
@@ -87,8 +95,13 @@ def pretrained(system: System, runs: Path, steps: int | None, threads: int, logs
     if steps is not None:
         extra += ["--trainer.val_check_interval", str(min(steps, 100))]
     _fit(
-        ["--config", f"experiments/{system.pretrain}.yaml", "--trainer.logger.init_args.save_dir",
-         str(runs), *extra],
+        [
+            "--config",
+            f"experiments/{system.pretrain}.yaml",
+            "--trainer.logger.init_args.save_dir",
+            str(runs),
+            *extra,
+        ],
         threads,
         logs / f"pretrain_{system.pretrain}.log",
     )
@@ -113,14 +126,29 @@ def finetune(
         )
     log(f"{name}: fine-tuning {steps} steps from {init}")
     args = [
-        "--config", f"experiments/{name}.yaml", f"--model.init_from={init}",
-        "--trainer.max_steps", str(steps), "--trainer.val_check_interval", str(steps),
-        "--model.optim.warmup_steps", str(max(1, min(20, steps // 5))),
-        "--trainer.logger.init_args.save_dir", str(out / "runs"),
+        "--config",
+        f"experiments/{name}.yaml",
+        f"--model.init_from={init}",
+        "--trainer.max_steps",
+        str(steps),
+        "--trainer.val_check_interval",
+        str(steps),
+        "--model.optim.warmup_steps",
+        str(max(1, min(20, steps // 5))),
+        "--trainer.logger.init_args.save_dir",
+        str(out / "runs"),
     ]
     if quick:
-        args += ["--trainer.limit_val_batches", "1", "--data.task.train_limit", "32",
-                 "--data.task.valid_limit", "8", "--samples.num_prompts", "1"]
+        args += [
+            "--trainer.limit_val_batches",
+            "1",
+            "--data.task.train_limit",
+            "32",
+            "--data.task.valid_limit",
+            "8",
+            "--samples.num_prompts",
+            "1",
+        ]
     started = time.perf_counter()
     _fit(args, threads, out / "logs" / f"{name}.log")
     done.write_text(f"{time.perf_counter() - started:.0f} s\n")
@@ -148,7 +176,9 @@ def eval_items(name: str, corpus: Path, real: Path, limit: int) -> tuple[list, s
         from lst_lightning.downstream.realspeech import main as build_real
 
         log(f"building the real-speech set {name} in {work}")
-        if build_real(["--out", str(real), "--tokenizer", str(corpus / "units.pt"), "--sets", name]):
+        if build_real(
+            ["--out", str(real), "--tokenizer", str(corpus / "units.pt"), "--sets", name]
+        ):
             return [], f"building {work} failed"
     built = [item for item, _ in read_real_set(work)]
     return [built[i] for i in spread(len(built), limit)], "real recordings"
@@ -192,7 +222,9 @@ def load_judges(corpus: Path, ctc_path: Path, ctc_epochs: int, doc: Path, quick:
             from lst_lightning.downstream.unit_ctc import UnitCTCConfig, train_unit_ctc
 
             train = read_aligned_jsonl(corpus / "train.jsonl")[:64]
-            recognizer = train_unit_ctc([(u.units, u.transcript) for u in train], UnitCTCConfig(), 1)
+            recognizer = train_unit_ctc(
+                [(u.units, u.transcript) for u in train], UnitCTCConfig(), 1
+            )
             ctc_path.parent.mkdir(parents=True, exist_ok=True)
             recognizer.save(ctc_path)
         else:
@@ -228,9 +260,7 @@ def codebook_vocoder(corpus: Path, utterances: int):
         return load_vocoder(None, corpus)
 
 
-def evaluate(
-    ckpt: Path, task: str, sets: dict[str, list], judges: Judges | None
-) -> dict[str, Any]:
+def evaluate(ckpt: Path, task: str, sets: dict[str, list], judges: Judges | None) -> dict[str, Any]:
     """Decode and score one fine-tuned checkpoint on every set of its task."""
     import numpy as np
 
@@ -266,7 +296,9 @@ def evaluate(
                 ]
                 row["whisper"] = rates(heard, refs)
         out["sets"][name] = row
-        log(f"{ckpt.parent.parent.parent.name} {name}: {json.dumps({k: v for k, v in row.items() if k != 'examples'})}")
+        log(
+            f"{ckpt.parent.parent.parent.name} {name}: {json.dumps({k: v for k, v in row.items() if k != 'examples'})}"
+        )
     return out
 
 
@@ -308,8 +340,16 @@ def format_report(results: dict[str, Any]) -> str:
     """The Tab. 5 section from a results dict (``<out>/results.json``'s layout)."""
     meta, runs = results["meta"], results.get("runs", {})
     labels = {s.key: s.label for s in SYSTEMS}
-    asr_sets = [s for s in ASR_SETS if any(s in r.get("sets", {}) for k, r in runs.items() if k.endswith("_asr"))]
-    tts_sets = [s for s in TTS_SETS if any(s in r.get("sets", {}) for k, r in runs.items() if k.endswith("_tts"))]
+    asr_sets = [
+        s
+        for s in ASR_SETS
+        if any(s in r.get("sets", {}) for k, r in runs.items() if k.endswith("_asr"))
+    ]
+    tts_sets = [
+        s
+        for s in TTS_SETS
+        if any(s in r.get("sets", {}) for k, r in runs.items() if k.endswith("_tts"))
+    ]
     lines = [
         START,
         "## Tab. 5 at tiny scale: fine-tuned ASR and TTS (`make downstream`)",
@@ -338,7 +378,8 @@ def format_report(results: dict[str, Any]) -> str:
             r = run["sets"].get(s)
             cells.append("n/a" if r is None else f"{_fmt(r['wer'])} / {_fmt(r['cer'])}")
         lines.append(
-            f"| {label} | ASR | {run['step']} | " + " | ".join(cells)
+            f"| {label} | ASR | {run['step']} | "
+            + " | ".join(cells)
             + f" | {_relative(results, key, 'asr', 'global_steps')}"
             + f" | {_relative(results, key, 'asr', 'context_positions')}"
             + f" | {100 * _mean(results, key, 'asr', 'not_stopped'):.0f}% |"
@@ -395,19 +436,26 @@ def write_report(results: dict[str, Any], doc: Path) -> None:
 
 # -- main --------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lst_lightning.downstream.run", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m lst_lightning.downstream.run", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--corpus", default="data/embedded")
     parser.add_argument("--real", default="data/realspeech", help="real-speech sets folder")
     parser.add_argument("--runs", default="runs", help="where the pre-trained runs are (or go)")
     parser.add_argument("--out", default="runs/downstream", help="fine-tunes, logs, results.json")
     parser.add_argument("--doc", default="docs/downstream.md")
     parser.add_argument("--steps", type=int, default=150, help="fine-tuning steps per run")
-    parser.add_argument("--pretrain-steps", type=int, default=None,
-                        help="steps of a missing pre-training (default: the experiment's)")
+    parser.add_argument(
+        "--pretrain-steps",
+        type=int,
+        default=None,
+        help="steps of a missing pre-training (default: the experiment's)",
+    )
     parser.add_argument("--asr-limit", type=int, default=40, help="ASR utterances per set")
     parser.add_argument("--tts-limit", type=int, default=20, help="TTS utterances per set")
-    parser.add_argument("--systems", nargs="+", default=[s.key for s in SYSTEMS],
-                        choices=[s.key for s in SYSTEMS])
+    parser.add_argument(
+        "--systems", nargs="+", default=[s.key for s in SYSTEMS], choices=[s.key for s in SYSTEMS]
+    )
     parser.add_argument("--jobs", type=int, default=2, help="fine-tunes run at once")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per fine-tune")
     parser.add_argument("--unit-ctc", default="runs/downstream/unit_ctc.pt")
@@ -455,15 +503,21 @@ def main(argv: list[str] | None = None) -> int:
             sets = asr_sets if task == "asr" else tts_sets
             results["runs"][f"{key}_{task}"] = evaluate(ckpt, task, sets, judges)
         sizes = ", ".join(f"{n} {len(v)}" for n, v in asr_sets.items() if v)
-        pre = "their experiments' own steps" if args.pretrain_steps is None else f"{args.pretrain_steps} steps when missing"
+        pre = (
+            "their experiments' own steps"
+            if args.pretrain_steps is None
+            else f"{args.pretrain_steps} steps when missing"
+        )
         results["meta"] = {
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{platform.machine()} ({os.cpu_count()} CPU cores, no GPU)"
-            if not torch.cuda.is_available() else torch.cuda.get_device_name(),
+            if not torch.cuda.is_available()
+            else torch.cuda.get_device_name(),
             "load_start": f"{load_start:.1f}",
             "load_end": f"{_load():.1f}",
             "wall_minutes": (time.perf_counter() - started) / 60,
-            "command": "python -m lst_lightning.downstream.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": "python -m lst_lightning.downstream.run "
+            + " ".join(argv if argv is not None else sys.argv[1:]),
             "recipe": (
                 f"Pre-trained checkpoints: `runs/<exp>/run/checkpoints/last.ckpt` ({pre}); "
                 f"fine-tuning: {args.steps} steps per run, the pre-training recipe (AdamW, "
@@ -480,7 +534,9 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(results, indent=1))
         write_report(results, doc)
-        log(f"wrote {doc} and {out / 'results.json'} in {(time.perf_counter() - started) / 60:.1f} min")
+        log(
+            f"wrote {doc} and {out / 'results.json'} in {(time.perf_counter() - started) / 60:.1f} min"
+        )
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
