@@ -544,10 +544,11 @@ def report(info: dict, raw: dict, paper: dict | None, steps: int, warmup: int) -
 
 
 def data_and_units() -> str:
-    """Sections 4-5: the data pipeline and the unit tokenizer, measured in this process with one
-    thread (what one DataLoader worker has)."""
+    """Sections 4-6: the data pipeline and the unit tokenizer, measured in this process with one
+    thread (what one DataLoader worker has), and batched vs one-at-a-time decoding."""
     sys.path.insert(0, str(Path(__file__).parent))
     import bench_data
+    import bench_decode
     import bench_units
 
     threads = torch.get_num_threads()
@@ -555,6 +556,8 @@ def data_and_units() -> str:
     try:
         data_rows = bench_data.run(CORPUS, seconds=5.0)
         unit_rows = bench_units.run()
+        decode_info = bench_decode.machine()
+        decode_rows = bench_decode.run(rounds=3)
     finally:
         torch.set_num_threads(threads)
     return "\n".join(
@@ -574,6 +577,7 @@ def data_and_units() -> str:
             "",
             bench_units.markdown(unit_rows),
             "",
+            bench_decode.markdown(decode_rows, 3, decode_info),
         ]
     )
 

@@ -3,8 +3,10 @@
 The prompt is a document without its EOS: optional text, optional speech units, then an optional
 ``<t>`` / ``<s>`` marker that asks for the continuation's modality (``--then speech`` after a text
 prompt is a TTS-style request, ``--then text`` after units an ASR-style one). Decoding uses the
-KV-cache generator (:mod:`lst_lightning.model.generate`): LST's global model steps once per closed
-static patch, so the printout reports global steps next to tokens.
+batched KV-cache generator (:func:`lst_lightning.model.batch_generate.generate_batch`): LST's global
+model steps once per closed static patch, so the printout reports global steps next to tokens.
+``--num-samples N`` draws N continuations of the prompt in one batch; ``--restrict`` keeps the
+continuation in the ``--then`` modality (unit ids, or text ids, plus EOS).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import torch
 
 from .data.vocab import SpeechSpan, TextSpan, TokenSpace
 from .eval.__main__ import load_checkpoint
-from .model.generate import StaticPatchRule, generate
+from .model.batch_generate import generate_batch
+from .model.generate import StaticPatchRule
 
 
 def build_prompt(
@@ -89,7 +92,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--temperature", type=float, default=0.0, help="0 is greedy")
+    parser.add_argument("--top-k", type=int, help="sample among the k most likely tokens only")
+    parser.add_argument(
+        "--top-p", type=float, help="sample from the smallest set of probability >= p (nucleus)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds sampling when temperature > 0")
+    parser.add_argument(
+        "--num-samples", type=int, default=1, help="continuations to draw, in one batch"
+    )
+    parser.add_argument(
+        "--restrict",
+        action="store_true",
+        help="keep the continuation in the --then modality (its ids and EOS only)",
+    )
     parser.add_argument("--data-dir", help="corpus folder (default: the checkpoint's)")
     parser.add_argument("--out", help="write the continuation's speech units as a 16 kHz WAV here")
     parser.add_argument(
@@ -104,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("give a prompt: --text and/or --units")
         if args.max_new_tokens < 1 or args.temperature < 0:
             raise ValueError("need --max-new-tokens >= 1 and --temperature >= 0")
+        if args.num_samples < 1:
+            raise ValueError(f"need --num-samples >= 1, got {args.num_samples}")
+        if args.num_samples > 1 and args.temperature == 0:
+            raise ValueError("--num-samples > 1 needs --temperature > 0 (greedy gives one)")
+        if args.num_samples > 1 and args.out:
+            raise ValueError("--out writes one continuation: use it with --num-samples 1")
+        if args.restrict and args.then == "free":
+            raise ValueError("--restrict needs --then speech or --then text")
         loaded = load_checkpoint(args.ckpt, args.data_dir)
     except (ValueError, FileNotFoundError) as e:
         print(f"lst_lightning.sample: {e}", file=sys.stderr)
@@ -119,25 +142,42 @@ def main(argv: list[str] | None = None) -> int:
         rule = StaticPatchRule(
             loaded.patch_size, (space.unit_offset, space.vocab_size), space.speech_id
         )
-    out = generate(
-        model,
-        prompt,
-        args.max_new_tokens,
-        rule=rule,
-        temperature=args.temperature,
-        generator=torch.Generator().manual_seed(args.seed),
-        eos_id=space.eos_id,
-    )
+    allowed = None
+    if args.restrict:
+        if args.then == "speech":
+            allowed = range(space.unit_offset, space.vocab_size)
+        else:
+            allowed = range(space.text_vocab_size)
+    try:
+        outs = generate_batch(
+            model,
+            [prompt] * args.num_samples,
+            args.max_new_tokens,
+            rule=rule,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            generator=torch.Generator().manual_seed(args.seed),
+            eos_id=space.eos_id,
+            allowed_ids=allowed,
+        )
+    except ValueError as e:
+        print(f"lst_lightning.sample: {e}", file=sys.stderr)
+        return 2
     print("prompt:")
     print("\n".join(f"  {line}" for line in describe(space, prompt)))
-    print("continuation:")
-    continuation = describe(space, out.ids, final_mode(space, prompt))
-    print("\n".join(f"  {line}" for line in continuation))
-    fed = len(prompt) + len(out.ids) - 1
-    print(
-        f"{len(out.ids)} new tokens; {out.global_steps} global steps for {fed} tokens fed "
-        f"({out.prompt_global_steps} while reading the prompt)"
-    )
+    for i, out in enumerate(outs):
+        print("continuation:" if len(outs) == 1 else f"continuation {i + 1}/{len(outs)}:")
+        continuation = describe(space, out.ids, final_mode(space, prompt))
+        print("\n".join(f"  {line}" for line in continuation))
+        fed = len(prompt) + len(out.ids) - 1
+        end = "stopped at EOS" if out.stopped_at_eos else "hit --max-new-tokens"
+        print(
+            f"{len(out.ids)} new tokens ({end}); {out.global_steps} global steps for {fed} tokens "
+            f"fed ({out.prompt_global_steps} while reading the prompt), "
+            f"{out.decoder_steps} decoder steps"
+        )
+    out = outs[0]
     if args.out:
         return write_audio(space, out.ids, args.out, args.vocoder, loaded.data_dir)
     return 0

@@ -97,3 +97,26 @@ def test_sample_writes_audio_of_the_generated_units(
     assert len(soundfile.read(tmp_path / "y.wav")[0]) == 2 * 640
     assert write_audio(space, ids[:1], str(tmp_path / "z.wav"), vocoder, tiny_corpus) == 1
     assert "no speech units" in capsys.readouterr().err
+
+
+def test_sample_draws_restricted_continuations_in_one_batch(
+    tiny_corpus: Path, tmp_path: Path, capsys, make_checkpoint
+) -> None:
+    small = dict(d_model=32, n_heads=2)
+    network = LSTConfig(
+        encoder=TransformerConfig(n_layers=1, window=16, **small),
+        global_model=TransformerConfig(n_layers=1, d_model=48, n_heads=2),
+        decoder=TransformerConfig(n_layers=1, window=16, **small),
+    )
+    ckpt = make_checkpoint(tmp_path / "last.ckpt", tiny_corpus, network)
+    args = ["--ckpt", str(ckpt), "--text", "the old man", "--then", "speech", "--restrict"]
+    args += ["--max-new-tokens", "10", "--temperature", "2.0", "--top-k", "50", "--top-p", "0.95"]
+    assert main([*args, "--num-samples", "3", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "continuation 3/3:" in out and out.count("new tokens (") == 3
+    answers = out.split("continuation 1/3:")[1]
+    assert "[text]" not in answers and "[speech]" in answers
+    assert main([*args, "--num-samples", "3", "--seed", "1"]) == 0
+    assert capsys.readouterr().out == out  # seeded: the same three samples
+    assert main([*args[:-2], "--num-samples", "2", "--temperature", "0"]) == 2
+    assert "needs --temperature > 0" in capsys.readouterr().err

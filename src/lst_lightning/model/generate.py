@@ -17,8 +17,9 @@ tokens (the ``<s>`` counts) or when a non-unit token arrives; every non-unit tok
 unit inside an unfinished patch the logits read the last *closed* patch, which is what the full
 forward computes when given the closed patches only (:func:`closed_patch_lengths`).
 
-Everything here runs one document at a time (batch of 1): rows would close patches at different
-steps. Uses the modules' parameters directly and leaves their ``forward`` untouched.
+Everything here runs one document at a time (batch of 1), and is the reference that the batched
+decoder (:mod:`.batch_stepper`, :func:`~.batch_generate.generate_batch`) is tested against. Uses the
+modules' parameters directly and leaves their ``forward`` untouched.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .baseline import SpeechLLM
 from .layers import Block
 from .lst import LST
 from .rope import Rotary, apply_rotary
+from .sampling import AllowedIds, allowed_mask, check_sampling, choose_tokens
 
 
 @dataclass
@@ -336,14 +338,47 @@ def teacher_forced_logits(model: LST, tokens: list[int], patch_lengths: list[int
 
 @dataclass
 class Generation:
-    """Result of :func:`generate`."""
+    """Result of :func:`generate` and of each row of
+    :func:`~lst_lightning.model.batch_generate.generate_batch`."""
 
     ids: list[int]
     """The new tokens (the prompt excluded), up to and including EOS when it was emitted."""
     global_steps: int
-    """Global-model steps taken (prompt included); the last new token is never fed back."""
+    """Global-model steps taken (prompt included); the last new token is never fed back. LST: one
+    per closed patch; the baseline: one per fed token."""
     prompt_global_steps: int
     """Of which while reading the prompt."""
+    decoder_steps: int = 0
+    """Local decoder token steps (prompt included): LST runs its patch decoder once per fed token,
+    plus once more for the last token of each speech patch that closed late (see
+    :meth:`LSTStepper.redecode_last`); the baseline's one stack is its decoder, one step per fed
+    token (so this equals its global steps). Counted the same when a prompt is read in one parallel
+    pass (:mod:`.prefill`): these are the steps of the autoregressive computation."""
+    context_positions: int = 0
+    """Global positions of the whole document ``prompt + ids`` under the rule, an unfinished
+    speech patch at the end counted as one (:func:`global_positions`): the global sequence length
+    it ends with. The baseline: its token count."""
+    stopped_at_eos: bool = False
+    """True when ``eos_id`` was emitted; False when ``max_new_tokens`` was reached first."""
+
+    @property
+    def answer_global_steps(self) -> int:
+        """Global steps taken after the prompt (while feeding back the new tokens)."""
+        return self.global_steps - self.prompt_global_steps
+
+    @property
+    def hit_limit(self) -> bool:
+        """True when decoding stopped at ``max_new_tokens`` without an EOS."""
+        return not self.stopped_at_eos
+
+
+def global_positions(tokens: list[int], rule: StaticPatchRule | None) -> int:
+    """Global positions of ``tokens``: closed patches plus one for an unfinished speech patch at
+    the end (``rule=None``: one per token, the baseline)."""
+    if rule is None:
+        return len(tokens)
+    closed = closed_patch_lengths(tokens, rule)
+    return len(closed) + (sum(closed) < len(tokens))
 
 
 @torch.no_grad()
@@ -355,14 +390,22 @@ def generate(
     temperature: float = 0.0,
     generator: torch.Generator | None = None,
     eos_id: int | None = None,
+    *,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    allowed_ids: AllowedIds | None = None,
 ) -> Generation:
     """Continues one document. ``temperature=0`` is greedy; ``> 0`` samples from
-    ``softmax(logits / temperature)`` with ``generator``. Stops after ``eos_id`` or
-    ``max_new_tokens``. LST needs ``rule`` (its static patching); the baseline ignores it."""
+    ``softmax(logits / temperature)`` (then ``top_k`` / ``top_p``) with ``generator``. Stops after
+    ``eos_id`` or ``max_new_tokens``. ``allowed_ids`` restricts the new tokens (``eos_id`` stays
+    allowed; :func:`~lst_lightning.model.sampling.allowed_mask`). LST needs ``rule`` (its static
+    patching); the baseline ignores it. For many documents use
+    :func:`~lst_lightning.model.batch_generate.generate_batch`."""
     if not prompt_ids:
         raise ValueError("prompt_ids must hold at least one token (e.g. BOS)")
-    if max_new_tokens < 0 or temperature < 0:
-        raise ValueError("max_new_tokens and temperature must be >= 0")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    check_sampling(temperature, top_k, top_p)
     if isinstance(model, LST):
         if rule is None:
             raise ValueError("generate on an LST needs a StaticPatchRule (rule=...)")
@@ -371,24 +414,47 @@ def generate(
         stepper = SpeechLLMStepper(model)
     else:
         raise TypeError(f"generate supports LST and SpeechLLM, got {type(model).__name__}")
+    lst_rule = rule if isinstance(stepper, LSTStepper) else None
+    vocab = model.config.vocab_size
+    mask = allowed_mask(allowed_ids, vocab, 1, eos_id, torch.device("cpu"))
+    decoder_steps = 0
 
     def steps() -> int:
         return (
             stepper.state.global_steps if isinstance(stepper, LSTStepper) else stepper.global_steps
         )
 
+    def feed(tok: int) -> torch.Tensor:
+        nonlocal decoder_steps
+        late = isinstance(stepper, LSTStepper) and stepper.open_len and not rule.is_unit(tok)
+        decoder_steps += 1 + bool(late)
+        return stepper.feed(tok, rule)
+
     for tok in prompt_ids:
-        logits = stepper.feed(tok, rule)
+        logits = feed(tok)
     prompt_steps = steps()
     new: list[int] = []
     for _ in range(max_new_tokens):
-        if temperature == 0:
-            tok = int(logits.argmax())
-        else:
-            probs = torch.softmax(logits.float() / temperature, dim=-1)
-            tok = int(torch.multinomial(probs, 1, generator=generator))
+        row = logits[None].cpu()
+        tok = int(
+            choose_tokens(
+                row,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                generator=generator,
+                mask=mask,
+            )[0]
+        )
         new.append(tok)
         if tok == eos_id or len(new) == max_new_tokens:
             break
-        logits = stepper.feed(tok, rule)
-    return Generation(ids=new, global_steps=steps(), prompt_global_steps=prompt_steps)
+        logits = feed(tok)
+    return Generation(
+        ids=new,
+        global_steps=steps(),
+        prompt_global_steps=prompt_steps,
+        decoder_steps=decoder_steps,
+        context_positions=global_positions([*prompt_ids, *new], lst_rule),
+        stopped_at_eos=bool(new) and new[-1] == eos_id,
+    )
