@@ -53,6 +53,20 @@ def test_decoding_stays_in_the_answer_modality_and_counts_steps(
             assert d.global_steps <= len(d.ids) // 4 + 1
 
 
+@pytest.mark.parametrize("kind", ["lst", "baseline"])
+@pytest.mark.parametrize("task", ["asr", "tts"])
+def test_batched_decoding_gives_the_one_at_a_time_answers(
+    kind: str, task: str, mls_utterances, mls_space
+) -> None:
+    items = [SpeechText.from_aligned(u) for u in mls_utterances[:3]]
+    docs = task_documents(task, items, mls_space)
+    model = _tiny(kind, mls_space.vocab_size)
+    patch = 4 if kind == "lst" else None
+    one = decode_tasks(model, docs, mls_space, patch, max_factor=0.3, max_extra=2)
+    many = decode_tasks(model, docs, mls_space, patch, max_factor=0.3, max_extra=2, batch_size=3)
+    assert many == one
+
+
 def _results() -> dict:
     def asr(wer: float, steps: float, ctx: float, stop: float) -> dict:
         row = {"wer": wer, "cer": wer / 2, "global_steps": steps, "context_positions": ctx}

@@ -17,8 +17,11 @@ Per utterance it records what the paper's Tab. 5 compares besides the error rate
 - ``decoder_steps``: tokens produced (the local decoder's steps for LST);
 - ``stopped``: whether it emitted EOS within the bound.
 
-Decoding runs one document at a time through the KV-cached steppers of
-:mod:`lst_lightning.model.generate` (exact against the full forward, proven there).
+``batch_size=1`` decodes one document at a time through the KV-cached steppers of
+:mod:`lst_lightning.model.generate` (exact against the full forward, proven there); a larger one
+decodes that many at once with :func:`lst_lightning.model.batch_generate.generate_batch` (the same
+greedy tokens, checked by the tests; each row is cut to its own bound afterwards, which greedy
+decoding makes exact).
 """
 
 from __future__ import annotations
@@ -141,9 +144,10 @@ def decode_tasks(
     patch_size: int | None,
     max_factor: float = 2.0,
     max_extra: int = 8,
+    batch_size: int = 1,
 ) -> list[Decoded]:
     """Every document's answer, in order (see the module docstring). ``patch_size``: the LST's
-    static patch size (``None`` for a baseline)."""
+    static patch size (``None`` for a baseline); ``batch_size``: documents decoded at once."""
     if not documents:
         return []
     tasks = {d.task for d in documents}
@@ -153,6 +157,10 @@ def decode_tasks(
     allowed = allowed_ids(space, task)
     rule = patch_rule(space, patch_size) if isinstance(model, LST) else None
     model.eval()
+    if batch_size > 1:
+        return _decode_batched(
+            model, documents, allowed, space.eos_id, rule, max_factor, max_extra, batch_size
+        )
     return [
         decode_one(model, d, allowed, space.eos_id, answer_limit(d, max_factor, max_extra), rule)
         for d in documents
@@ -168,3 +176,39 @@ def units(space: TokenSpace, decoded: Decoded) -> tuple[int, ...]:
     """A TTS answer as unit indices (speech tokens only; EOS dropped)."""
     ids = [t for t in decoded.answer_ids if space.is_unit(t)]
     return space.decode_units(ids)
+
+
+@torch.no_grad()
+def _decode_batched(
+    model: LST | SpeechLLM,
+    documents: Sequence[TaskDocument],
+    allowed: torch.Tensor,
+    eos_id: int,
+    rule: StaticPatchRule | None,
+    max_factor: float,
+    max_extra: int,
+    batch_size: int,
+) -> list[Decoded]:
+    from lst_lightning.model.batch_generate import generate_batch
+
+    prompts = [[int(t) for t in d.prompt] for d in documents]
+    limits = [answer_limit(d, max_factor, max_extra) for d in documents]
+    rows = generate_batch(
+        model,
+        prompts,
+        max(limits),
+        rule,
+        eos_id=eos_id,
+        allowed_ids=allowed,
+        batch_size=batch_size,
+    )
+    out = []
+    for doc, prompt, limit, row in zip(documents, prompts, limits, rows, strict=True):
+        ids = list(row.ids[:limit])  # greedy: a row's tokens do not depend on its bound
+        stopped = bool(ids) and ids[-1] == eos_id
+        before = global_positions(prompt, rule)
+        after = global_positions(prompt + ids, rule)
+        out.append(
+            Decoded(doc.file_id, tuple(ids), stopped, after - before, len(ids), after, limit)
+        )
+    return out

@@ -260,7 +260,9 @@ def codebook_vocoder(corpus: Path, utterances: int):
         return load_vocoder(None, corpus)
 
 
-def evaluate(ckpt: Path, task: str, sets: dict[str, list], judges: Judges | None) -> dict[str, Any]:
+def evaluate(
+    ckpt: Path, task: str, sets: dict[str, list], judges: Judges | None, batch_size: int = 1
+) -> dict[str, Any]:
     """Decode and score one fine-tuned checkpoint on every set of its task."""
     import numpy as np
 
@@ -276,7 +278,7 @@ def evaluate(ckpt: Path, task: str, sets: dict[str, list], judges: Judges | None
             continue
         docs = task_documents(task, items, space)
         started = time.perf_counter()
-        decoded = decode_tasks(net, docs, space, loaded.patch_size)
+        decoded = decode_tasks(net, docs, space, loaded.patch_size, batch_size=batch_size)
         row = summarise(decoded)
         row["decode_seconds"] = time.perf_counter() - started
         refs = [i.text for i in items]
@@ -460,6 +462,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per fine-tune")
     parser.add_argument("--unit-ctc", default="runs/downstream/unit_ctc.pt")
     parser.add_argument("--ctc-epochs", type=int, default=2)
+    parser.add_argument(
+        "--decode-batch",
+        type=int,
+        default=16,
+        help="prompts decoded at once (generate_batch; 1: one at a time, as measured 2026-12-02)",
+    )
     parser.add_argument("--quick", action="store_true", help="a few steps and utterances")
     args = parser.parse_args(argv)
     if args.quick:
@@ -501,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, Any] = {"runs": {}, "toplines": toplines(tts_sets, judges)}
         for (key, task), ckpt in ckpts.items():
             sets = asr_sets if task == "asr" else tts_sets
-            results["runs"][f"{key}_{task}"] = evaluate(ckpt, task, sets, judges)
+            results["runs"][f"{key}_{task}"] = evaluate(ckpt, task, sets, judges, args.decode_batch)
         sizes = ", ".join(f"{n} {len(v)}" for n, v in asr_sets.items() if v)
         pre = (
             "their experiments' own steps"
