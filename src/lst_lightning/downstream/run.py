@@ -468,6 +468,9 @@ def main(argv: list[str] | None = None) -> int:
         default=16,
         help="prompts decoded at once (generate_batch; 1: one at a time, as measured 2026-12-02)",
     )
+    parser.add_argument(
+        "--note", action="append", default=[], help="a line for the report's notes (repeatable)"
+    )
     parser.add_argument("--quick", action="store_true", help="a few steps and utterances")
     args = parser.parse_args(argv)
     if args.quick:
@@ -493,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
                 for s, task in jobs
             }
             ckpts = {key: f.result() for key, f in futures.items()}
-        notes = []
+        notes = list(args.note)
         asr_sets, tts_sets = {}, {}
         for name in ASR_SETS:
             items, note = eval_items(name, corpus, Path(args.real), args.asr_limit)
