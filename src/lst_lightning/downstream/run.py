@@ -94,6 +94,7 @@ def pretrained(system: System, runs: Path, steps: int | None, threads: int, logs
         extra += ["--model.optim.warmup_steps", str(max(1, steps // 4))]
     if steps is not None:
         extra += ["--trainer.val_check_interval", str(min(steps, 100))]
+        extra += ["--checkpoint.every_n_train_steps", str(steps)]
     _fit(
         [
             "--config",
@@ -137,6 +138,8 @@ def finetune(
         str(max(1, min(20, steps // 5))),
         "--trainer.logger.init_args.save_dir",
         str(out / "runs"),
+        "--checkpoint.every_n_train_steps",  # last.ckpt at the final step, not the last 100th
+        str(steps),
     ]
     if quick:
         args += [
@@ -531,7 +534,8 @@ def main(argv: list[str] | None = None) -> int:
             + " ".join(argv if argv is not None else sys.argv[1:]),
             "recipe": (
                 f"Pre-trained checkpoints: `runs/<exp>/run/checkpoints/last.ckpt` ({pre}); "
-                f"fine-tuning: {args.steps} steps per run, the pre-training recipe (AdamW, "
+                f"fine-tuning: {args.steps} steps per run (the table's steps column is the step of the "
+                "evaluated checkpoint), the pre-training recipe (AdamW, "
                 "lr 2e-3, warm-up then cosine), batch 4 rows of 768 tokens for every system (equal "
                 "steps and documents), loss on the answer span only, seed 0. Decoding: greedy, "
                 "restricted to the answer's modality (text + EOS / units + EOS), at most 2x the "
