@@ -14,7 +14,7 @@ $(error EXP=$(EXP): experiments/$(EXP).yaml does not exist; the experiments are:
 endif
 endif
 
-.PHONY: help setup setup-system data data-generated train validate test test-all lint format clean bench eval sample export reproduce
+.PHONY: help setup setup-system data data-generated train validate test test-all lint format clean bench eval sample export reproduce downstream
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -89,6 +89,9 @@ export: setup  ## Hugging Face folder of a checkpoint: make export [EXP=tiny_lst
 
 reproduce: data  ## the paper's main table at tiny scale: trains + evaluates the six systems -> docs/reproduction.md (~25 min)
 	$(PY) -m lst_lightning reproduce $(ARGS)
+
+downstream: data  ## the paper's Tab. 5 at tiny scale: fine-tunes 3 systems on ASR and TTS, decodes, scores -> docs/downstream.md (~30 min)
+	$(PY) -m lst_lightning downstream --pretrain-steps 100 $(ARGS)
 
 bench: data  ## LST vs baseline throughput/FLOPs, baseline vs HF Llama, data pipeline, unit tokenizer -> docs/benchmarks.md
 	$(PY) benchmarks/bench.py --out docs/benchmarks.md

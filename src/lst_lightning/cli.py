@@ -60,6 +60,7 @@ from .callbacks.console import AnalyticModelSummary, StepProgressBar, quiet_cons
 from .callbacks.curriculum import CurriculumCallback
 from .callbacks.eval_callback import BenchmarkEvalCallback
 from .callbacks.run_records import RunRecords
+from .callbacks.task_samples import TaskSamples
 from .callbacks.throughput import SpeechThroughputMonitor
 from .lit.checkpointing import install_atomic_checkpoint_io
 from .lit.datamodule import SpeechTextDataModule
@@ -72,6 +73,7 @@ KIT_COMMANDS: dict[str, str] = {
     "sample": "lst_lightning.sample",
     "export": "lst_lightning.hub.export",
     "reproduce": "lst_lightning.reproduce",
+    "downstream": "lst_lightning.downstream.run",
     "stages": "lst_lightning.data.speech.stages",
 }
 """Subcommand -> module whose ``main(argv) -> int`` runs it."""
@@ -114,6 +116,7 @@ class LSTLightningCLI(LightningCLI):
         parser.add_lightning_class_args(BenchmarkEvalCallback, "benchmarks")
         parser.add_lightning_class_args(SpeechThroughputMonitor, "throughput")
         parser.add_lightning_class_args(RunRecords, "records")
+        parser.add_lightning_class_args(TaskSamples, "samples")
         parser.link_arguments("data.vocab_size", "model.vocab_size", apply_on="instantiate")
 
     def instantiate_trainer(self, **kwargs: Any):

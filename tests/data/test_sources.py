@@ -12,6 +12,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger
 
 from lst_lightning.data.corpora.synthetic import generate_corpus
 from lst_lightning.data.records import iter_aligned_jsonl, parse_interleaved
@@ -233,7 +234,7 @@ def streamed_fit(
         accelerator="cpu",
         devices=devices,
         strategy="ddp_fork" if devices > 1 else "auto",
-        logger=False,
+        logger=CSVLogger(out, name="", version=""),  # log_dir == out: the read log goes there
         default_root_dir=out,
         callbacks=[
             Record(),

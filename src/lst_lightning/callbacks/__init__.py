@@ -8,6 +8,7 @@
 - :mod:`run_records`: a validation at the end of fit, evaluation logged at the checkpoint's step,
   ``val/loss`` as the HParams metric, example documents as TensorBoard text.
 - :mod:`console`: a step progress bar, a model summary with the analytic FLOPs, no noise.
+- :mod:`task_samples`: a fine-tune's decoded held-out samples (TTS audio, ASR text) in TensorBoard.
 """
 
 from lst_lightning.callbacks.curriculum import CurriculumCallback

@@ -196,6 +196,34 @@ class LoaderOptions:
         _at_least("loader.num_workers", self.num_workers, 0)
 
 
+@dataclass(frozen=True)
+class TaskOptions:
+    """Fine-tuning on a downstream task instead of pre-training (the paper's Tab. 5).
+
+    With ``name`` set, the training and validation rows hold only that task's documents, built
+    from ``train.jsonl`` / ``valid.jsonl`` (:mod:`lst_lightning.downstream.tasks`), and the loss
+    covers only each document's answer span; the mixture options are not used."""
+
+    name: Literal["asr", "tts"] | None = None
+    """``asr`` (``BOS <s> units <t> transcript EOS``), ``tts`` (``BOS <t> text <s> units EOS``) or
+    ``None`` (pre-training)."""
+    train_limit: int | None = None
+    """Training utterances kept (evenly spaced through ``train.jsonl``); ``None``: all. A small
+    number with many steps memorises them (the kit's test of the fine-tuning path)."""
+    valid_limit: int | None = 200
+    """Held-out utterances of the validation loss (evenly spaced through ``valid.jsonl``)."""
+    train_split: str = "train"
+    """The split whose utterances are trained on (``valid`` for a memorisation check)."""
+
+    def __post_init__(self) -> None:
+        _choice("task.name", self.name, ("asr", "tts", None))
+        for name in ("train_limit", "valid_limit"):
+            value = getattr(self, name)
+            if value is not None:
+                _at_least(f"task.{name}", value, 1)
+        _choice("task.train_split", self.train_split, ("train", "valid"))
+
+
 Options = TypeVar("Options")
 
 GROUPS: dict[str, type] = {
@@ -204,6 +232,7 @@ GROUPS: dict[str, type] = {
     "patching": PatchingOptions,
     "packing": PackingOptions,
     "loader": LoaderOptions,
+    "task": TaskOptions,
 }
 """The datamodule's option groups, by their key in ``data:``."""
 

@@ -22,6 +22,7 @@ from ..data.options import (
     MixtureOptions,
     PackingOptions,
     PatchingOptions,
+    TaskOptions,
     coerce,
     grouped_hparams,
 )
@@ -196,7 +197,7 @@ class SpeechTextDataModule(L.LightningDataModule):
     cached Arrow, by index; ``sources`` reads Hugging Face datasets instead
     (:mod:`lst_lightning.data.sources`), several per kind by token share, text optionally
     streamed, each sharded over ranks and workers (what each read goes to
-    ``<log_dir>/data_reads/``) and resumed exactly (:class:`EpochDataLoader`).
+    ``<log_dir>/data_reads/`` when the trainer has a logger) and resumed exactly (:class:`EpochDataLoader`).
 
     The six systems of the paper's main table are data-side choices: Base SpeechLLM
     (``packing.mode=tokens``), BPE SpeechLLM (``packing.mode=tokens``,
@@ -215,6 +216,7 @@ class SpeechTextDataModule(L.LightningDataModule):
         loader: LoaderOptions = LoaderOptions(),
         seed: int = 0,
         sources: list[dict] | None = None,
+        task: TaskOptions = TaskOptions(),
     ) -> None:
         """
         Args:
@@ -229,6 +231,8 @@ class SpeechTextDataModule(L.LightningDataModule):
                 ``share``, ``split``, ``valid``, ``columns``, ``streaming``, ``name``);
                 ``corpus.data_dir`` then only gives ``tokenizer.model`` and the validation data
                 of a kind that no source gives.
+            task: fine-tune on ASR or TTS documents (answer-span loss) instead of pre-training
+                (:mod:`lst_lightning.lit.task_datamodule`).
 
         Each group also takes a plain mapping (``patching={"strategy": "aligned"}``).
         """
@@ -243,6 +247,13 @@ class SpeechTextDataModule(L.LightningDataModule):
             raise ValueError(
                 "data.corpus.speech_tokenizer=bpe trains its unit BPE on data_dir/train.jsonl, "
                 "which data.sources replaces: use speech_tokenizer units with data.sources"
+            )
+        task = coerce(TaskOptions, task, "task")
+        if task.name is not None and source_options:
+            raise ValueError(
+                f"data.task.name={task.name!r} reads its task documents from "
+                "data.corpus.data_dir's JSONL, which data.sources replaces: fine-tune without "
+                "data.sources"
             )
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"data.seed must be an integer >= 0, got {seed!r}")
@@ -261,11 +272,13 @@ class SpeechTextDataModule(L.LightningDataModule):
                 "loader": asdict(loader),
                 "seed": seed,
                 "sources": [asdict(s) for s in source_options] or None,
+                "task": asdict(task),
             }
         )
         self.sources = source_options
         self.corpus, self.mixture, self.patching = corpus, mixture, patching
         self.packing, self.loader, self.seed = packing, loader, seed
+        self.task = task
         self.data_dir = Path(corpus.data_dir)
         self.num_units = corpus.num_units
         self._train_loader: EpochDataLoader | None = None
@@ -451,6 +464,11 @@ class SpeechTextDataModule(L.LightningDataModule):
 
     def _dataset(self, split: str, seed: int) -> PackedDocumentDataset:
         training = split == "train"
+        if self.task.name is not None:
+            from .task_datamodule import task_dataset
+
+            schedule = self.schedule if training else PatchingSchedule("static", self.patch_size)
+            return task_dataset(self, split, seed, schedule)
         return PackedDocumentDataset(
             self.load_split(split),
             self.token_space,
@@ -477,10 +495,10 @@ class SpeechTextDataModule(L.LightningDataModule):
         if self._train is None:
             self.setup("fit")
         trainer = self.trainer
-        if trainer is not None:  # what each rank / worker reads, pass by pass, in the run folder
-            self._train.read_log_dir = (
-                Path(trainer.log_dir or trainer.default_root_dir) / "data_reads"
-            )
+        if trainer is not None and trainer.loggers and trainer.log_dir is not None:
+            # what each rank / worker reads, pass by pass, in the run folder (a trainer without a
+            # logger has no run folder: then nothing is written, not even to the working dir)
+            self._train.read_log_dir = Path(trainer.log_dir) / "data_reads"
         self._train_loader = EpochDataLoader(
             self._train,
             self._current_step,

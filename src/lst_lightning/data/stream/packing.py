@@ -4,7 +4,9 @@
 (``max_tokens``) of a row; ``"tokens"`` mode (the baselines) fills rows of ``max_tokens`` tokens with
 one patch per token, so P == T. Whole documents go in while they fit; a document that does not fit
 is cut at a patch boundary and the remainder starts the next row as a new document piece. Targets
-never cross a piece: the last token of each piece, and padding, get ``IGNORE_INDEX``.
+never cross a piece: the last token of each piece, and padding, get ``IGNORE_INDEX``. A document
+may come with a loss mask (fine-tuning on a task's answer span): a target whose token the mask
+leaves out gets ``IGNORE_INDEX`` as well; without one (pre-training) every target counts.
 
 Each row also counts, for the patching statistics, the speech-bearing documents that start in it,
 how many of those were patched aligned, and the unit frames its speech tokens stand for; and, for
@@ -82,7 +84,7 @@ class RowPacker:
         self.is_unit = is_unit
         self.min_piece_tokens = min_piece_tokens
         self.speech_frames = speech_frames
-        self._pieces: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
         self._tokens = 0
         self._patches = 0
         self._speech_docs = 0
@@ -142,11 +144,21 @@ class RowPacker:
         patch_lengths: Sequence[int] | np.ndarray,
         aligned: bool = False,
         kind: str | None = None,
+        loss_mask: np.ndarray | None = None,
     ) -> list[PackedRow]:
         """Add one document; return the rows it completed (often none). ``aligned`` says how the
         document was patched (counted in the row that receives its first piece); ``kind``
-        (``"interleaved"``, ``"speech"``, ``"text"``) is the mixture column its tokens count in."""
+        (``"interleaved"``, ``"speech"``, ``"text"``) is the mixture column its tokens count in.
+        ``loss_mask``: one bool per token, ``True`` where predicting that token counts (e.g.
+        :attr:`lst_lightning.downstream.tasks.TaskDocument.loss_mask`); ``None``: all of them."""
         tokens = np.asarray(tokens, dtype=np.int64)
+        if loss_mask is not None:
+            loss_mask = np.asarray(loss_mask, dtype=bool)
+            if loss_mask.shape != tokens.shape:
+                raise ValueError(
+                    f"loss_mask has shape {loss_mask.shape}, want one entry per token "
+                    f"{tokens.shape}"
+                )
         has_speech = bool(np.asarray(self.is_unit(tokens)).any())
         self._pending = (int(has_speech), int(has_speech and aligned))
         if kind is not None and kind not in PackedBatch.MIXTURE_KINDS:
@@ -159,15 +171,16 @@ class RowPacker:
         while len(lengths):
             k = self._head(len(tokens), lengths)
             if k == len(lengths):
-                self._append(tokens, lengths)
+                self._append(tokens, lengths, loss_mask)
                 break
             if k == 0:
                 rows.append(self._emit())
                 continue
             ends = np.cumsum(lengths)
             cut = int(ends[k - 1])
-            self._append(tokens[:cut], lengths[:k])
+            self._append(tokens[:cut], lengths[:k], None if loss_mask is None else loss_mask[:cut])
             tokens, lengths = tokens[cut:], lengths[k:]
+            loss_mask = None if loss_mask is None else loss_mask[cut:]
             rows.append(self._emit())
         if self._tokens == self.max_tokens or self._patches == self.max_patches:
             rows.append(self._emit())
@@ -177,8 +190,10 @@ class RowPacker:
         """The last, partially filled row, if any."""
         return [self._emit()] if self._pieces else []
 
-    def _append(self, tokens: np.ndarray, lengths: np.ndarray) -> None:
-        self._pieces.append((tokens, lengths))
+    def _append(
+        self, tokens: np.ndarray, lengths: np.ndarray, loss_mask: np.ndarray | None = None
+    ) -> None:
+        self._pieces.append((tokens, lengths, loss_mask))
         self._tokens += len(tokens)
         self._patches += len(lengths)
         if self._kind is not None:
@@ -197,10 +212,11 @@ class RowPacker:
         doc_ids = np.full(t, PAD_DOC, dtype=np.int64)
         patch_lengths = np.zeros(p, dtype=np.int64)
         pos = patch = 0
-        for doc, (piece, lengths) in enumerate(self._pieces):
+        for doc, (piece, lengths, mask) in enumerate(self._pieces):
             n = len(piece)
             tokens[pos : pos + n] = piece
-            targets[pos : pos + n - 1] = piece[1:]
+            next_tokens = piece[1:] if mask is None else np.where(mask[1:], piece[1:], IGNORE_INDEX)
+            targets[pos : pos + n - 1] = next_tokens
             doc_ids[pos : pos + n] = doc
             patch_lengths[patch : patch + len(lengths)] = lengths
             pos += n
