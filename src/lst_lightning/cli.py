@@ -20,7 +20,8 @@ kit's tools take ``--data-dir`` or ``--data_dir`` alike.
 Beyond plain LightningCLI, ``fit|validate|test``:
 - link the datamodule's vocabulary size into the model (``data.vocab_size -> model.vocab_size``);
 - give the checkpoint callback its own ``checkpoint:`` key (last checkpoint every 100 steps by
-  default), so an experiment's ``callbacks`` list never has to repeat it, and always add a
+  default, and at the step where training ends:
+  :class:`~lst_lightning.lit.checkpointing.FinalStepCheckpoint`), so an experiment's ``callbacks`` list never has to repeat it, and always add a
   learning-rate monitor;
 - always add the :class:`~lst_lightning.callbacks.CurriculumCallback` (key ``curriculum:``), the
   :class:`~lst_lightning.callbacks.eval_callback.BenchmarkEvalCallback` (key ``benchmarks:``;
@@ -52,7 +53,7 @@ from typing import Any
 import torch
 import yaml
 from jsonargparse import set_parsing_settings
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -62,7 +63,7 @@ from .callbacks.eval_callback import BenchmarkEvalCallback
 from .callbacks.run_records import RunRecords
 from .callbacks.task_samples import TaskSamples
 from .callbacks.throughput import SpeechThroughputMonitor
-from .lit.checkpointing import install_atomic_checkpoint_io
+from .lit.checkpointing import FinalStepCheckpoint, install_atomic_checkpoint_io
 from .lit.datamodule import SpeechTextDataModule
 from .lit.module import SpeechTextLM
 from .model import BaselineConfig, LSTConfig
@@ -110,7 +111,7 @@ class RunConfigSaver(SaveConfigCallback):
 
 class LSTLightningCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(FinalStepCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.every_n_train_steps": 100})
         parser.add_lightning_class_args(CurriculumCallback, "curriculum")
         parser.add_lightning_class_args(BenchmarkEvalCallback, "benchmarks")

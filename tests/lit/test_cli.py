@@ -93,7 +93,8 @@ def scalars(run_dir: Path) -> dict[str, list[float]]:
 def test_fit_logs_scalars_writes_checkpoint_and_resumes(
     exp: str, size: list[str], tiny_corpus: Path, tmp_path: Path
 ) -> None:
-    fit(exp, tiny_corpus, tmp_path, *size)
+    # a save every 4 steps: last.ckpt must still be the model at the end (step 6), not at step 4
+    fit(exp, tiny_corpus, tmp_path, *size, "--checkpoint.every_n_train_steps=4")
     run = tmp_path / exp / "run"
     logged = scalars(run)
     for tag in (
@@ -116,9 +117,10 @@ def test_fit_logs_scalars_writes_checkpoint_and_resumes(
     tokens_at_6 = int(state["state_dict"]["tokens_seen"])
     assert tokens_at_6 == int(seen[-1])
 
-    fit(exp, tiny_corpus, tmp_path, *size, "--trainer.max_steps=8", f"--ckpt_path={last}")
+    every4 = "--checkpoint.every_n_train_steps=4"  # the same callback, so its state reloads
+    fit(exp, tiny_corpus, tmp_path, *size, every4, "--trainer.max_steps=9", f"--ckpt_path={last}")
     resumed = torch.load(last, map_location="cpu", weights_only=False)
-    assert resumed["global_step"] == 8
+    assert resumed["global_step"] == 9
     assert int(resumed["state_dict"]["tokens_seen"]) > tokens_at_6
 
 

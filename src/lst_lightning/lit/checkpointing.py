@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from ..data.records import atomic_file
 
@@ -115,3 +116,20 @@ def install_atomic_checkpoint_io(trainer: Any) -> None:
     current: CheckpointIO | None = getattr(strategy, "_checkpoint_io", None)
     if current is None or type(current) is TorchCheckpointIO:
         strategy.checkpoint_io = AtomicCheckpointIO()
+
+
+class FinalStepCheckpoint(ModelCheckpoint):
+    """The kit's checkpoint callback (key ``checkpoint:``): Lightning's ``ModelCheckpoint`` that
+    also writes ``last.ckpt`` at the step where training ends.
+
+    Lightning 2.6 saves ``last.ckpt`` at the end of training only if it never saved one before, so
+    with ``every_n_train_steps: 100`` a 150-step run, or one stopped by a FLOPs or token budget at
+    step 304, left ``last.ckpt`` at step 100 (or 300): evaluation then scored a model that was not
+    the trained one. Here the end of ``fit`` saves ``last.ckpt`` whenever the last save was at
+    another step (not under ``fast_dev_run``; an interrupted run is ``on_exception``'s business).
+    """
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        super().on_train_end(trainer, pl_module)
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
