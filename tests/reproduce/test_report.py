@@ -74,7 +74,10 @@ def test_document_and_figures(tmp_path: Path) -> None:
     for path in (png, bench):
         assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert benchmark_plot([r for r in RECORDS if r["plan"]["seed"]], tmp_path / "none.png") is None
-    meta = {"date": "d", "machine": "m", "cores": 2, "threads": 2, "wall": "1 min", "load": "0"}
+    meta = {
+        "date": "d", "machine": "m", "cores": 2, "threads": 2, "wall": "1 min", "load": "0",
+        "runs": "runs/x", "run_minutes": 3.0,
+    }  # fmt: skip
     budgets = {"main": {"flops": 1e12, "tokens": 2e4}, "speech64": {"flops": 1e12, "tokens": 2e4}}
     text = document(RECORDS, s, budgets, {"main": 0.3}, meta, True, "figures", ["| x |"])
     assert "### `main` at equal training FLOPs" in text

@@ -129,10 +129,12 @@ def document(records, s, budgets, shares, meta, quick, figures_rel, crossover, m
         "# Reproduction: where does LST beat the baseline?",
         "",
         f"Written by `make reproduce{' ARGS=--quick' if quick else ''}` "
-        "(`python -m lst_lightning reproduce`; `--report-only` rebuilds this page from the run "
-        "records in `runs/reproduce`).",
+        f"(`python -m lst_lightning reproduce`; `--report-only` rebuilds this page from the run "
+        f"records in `{meta['runs']}`).",
         f"{meta['date']}, {meta['machine']}, {meta['cores']} logical cores, torch threads "
-        f"{meta['threads']}, wall time {meta['wall']}; load average at the start {meta['load']}.",
+        f"{meta['threads']}, wall time {meta['wall']} (the runs' own train + evaluation time "
+        f"summed: {meta['run_minutes']:.1f} min); load average at the start {meta['load']} "
+        "(the machine was shared with other jobs unless this is near 0).",
         "",
         *(
             [
@@ -162,7 +164,7 @@ def document(records, s, budgets, shares, meta, quick, figures_rel, crossover, m
         "and the budget callback (a guard) stops at the same step (column `stopped at budget`).",
         "- Held-out metrics on one fixed set for every run (does not depend on the seed): speech "
         "**bits per second of audio** over "
-        + ("all" if st.speech_every == 1 else f"every {st.speech_every}th of the")
+        + ("all" if st.speech_every == 1 else f"one in {st.speech_every} of the")
         + " 120 `valid.jsonl` utterances and the 100 utterances of the held-out voice "
         "(`heldout_voice.jsonl`), each a speech-only document; "
         f"text **bits per character** over the first {st.text_chars} characters of "
@@ -341,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
         "wall": f"{wall / 60:.1f} min" + (" (report only)" if args.report_only else ""),
         "load": " ".join(f"{x:.1f}" for x in load),
+        "runs": os.path.relpath(runs_root, Path.cwd()),
+        "run_minutes": sum(
+            r.get("train_seconds", 0) + r.get("eval_seconds", 0) for r in rs if not r.get("reused")
+        )
+        / 60,
     }
     shares, vocab = local_shares(root, data_dir, args.quick)
     rel = os.path.relpath(figures, out.parent)

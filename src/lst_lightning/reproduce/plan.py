@@ -59,7 +59,7 @@ class Settings:
     """Run sizes shared by every run of a plan."""
 
     seeds: tuple[int, ...] = (0, 1, 2)
-    ref_steps: int = 120
+    ref_steps: int = 100
     """The FLOPs budget is what LST static spends in this many steps at the main scale (seed 0)."""
     batch_size: int = 4
     max_patches: int = 128

@@ -34,7 +34,9 @@ def _save(fig, path: Path) -> Path:
 
 def bits_vs_flops(summary: dict, scales: list[tuple[str, str]], path: Path) -> Path:
     """Held-out bits against training FLOPs, equal-FLOPs runs, one column per scale."""
-    fig, axes = plt.subplots(2, len(scales), figsize=(5.2 * len(scales), 7.5), squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(scales), figsize=(max(6.5, 5.2 * len(scales)), 7.5), squeeze=False
+    )
     for col, (scale, label) in enumerate(scales):
         for row_i, metric in enumerate(METRICS):
             ax = axes[row_i][col]
@@ -54,7 +56,11 @@ def bits_vs_flops(summary: dict, scales: list[tuple[str, str]], path: Path) -> P
             if row_i == 0:
                 ax.set_title(f"{scale}: {label}", fontsize=8)
             ax.legend(fontsize=7)
-    fig.suptitle("Held-out bits vs training FLOPs (equal-FLOPs runs; mean +- sd over seeds)")
+    fig.suptitle(
+        "Held-out bits vs training FLOPs\n(equal-FLOPs runs, checkpoints at 25/50/75/100 % of the "
+        "budget; mean +- sd over seeds)",
+        fontsize=9,
+    )
     fig.tight_layout()
     return _save(fig, path)
 
