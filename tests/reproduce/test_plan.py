@@ -87,3 +87,23 @@ def test_plan_has_equal_budgets_and_binding_steps(small_generated: Path) -> None
     assert [r.same_as for r in static0] == [None, "main/tiny_lst_static/flops-seed0"]
     baseline = [r for r in runs if r.system == "tiny_baseline" and r.kind == "flops"]
     assert all(r.max_steps > TINY.ref_steps for r in baseline)  # cheaper steps, more of them
+
+
+def test_run_order_puts_headline_groups_first_seed_by_seed() -> None:
+    def spec(system: str, scale: str, seed: int, kind: str = "flops") -> P.RunSpec:
+        return P.RunSpec(system, scale, seed, kind, 1.0, 10, 1.0, 1)
+
+    runs = [
+        spec("tiny_bpe_baseline", "main", 0),
+        spec("tiny_baseline", "main", 1, "tokens"),
+        spec("tiny_lst_static", "speech64", 0),
+        spec("tiny_baseline", "main", 1),
+        spec("tiny_lst_static", "main", 0),
+        spec("tiny_baseline", "main", 0),
+    ]
+    order = [r.name for r in P.run_order(runs)]
+    assert order == [
+        "main/tiny_lst_static/flops-seed0", "main/tiny_baseline/flops-seed0",
+        "main/tiny_baseline/flops-seed1", "speech64/tiny_lst_static/flops-seed0",
+        "main/tiny_baseline/tokens-seed1", "main/tiny_bpe_baseline/flops-seed0",
+    ]  # fmt: skip

@@ -139,8 +139,8 @@ def document(records, s, budgets, shares, meta, quick, figures_rel, crossover, m
         *(
             [
                 f"**Partial: {len(missing)} planned runs have no record yet** (this page was built "
-                "with `--report-only` from the runs finished so far; runs are ordered seed by seed, "
-                "so every seed shown is complete unless listed): "
+                "with `--report-only` from the runs finished so far; runs train in groups, headline "
+                "comparisons first, each group seed by seed): "
                 + ", ".join(f"`{m}`" for m in missing),
                 "",
             ]
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     scales = {sc.name: sc for sc in planning.scales(args.quick)}
     cache = HeldOutCache(Path(data_dir), s.text_chars, s.speech_every)
     records: dict[str, dict] = {}
-    specs = sorted(specs, key=lambda r: r.seed)  # whole seeds first: a cut-short run still pairs
+    specs = planning.run_order(specs)
     for i, spec in enumerate(specs, start=1):
         if args.report_only:
             path = runs_root / spec.name / "record.json"

@@ -69,7 +69,7 @@ class Settings:
     warmup_fraction: float = 0.1
     bench_items: int = 50
     """Benchmark items per set for the zero-shot scores (final checkpoint, first seed only)."""
-    text_chars: int = 30000
+    text_chars: int = 20000
     """Characters of held-out text scored for bits per character."""
     speech_every: int = 1
     """Score every n-th held-out utterance (1: all 220)."""
@@ -255,6 +255,25 @@ def solve_steps(config: dict, kind: str, budget: float, guess: int) -> tuple[int
             guess = steps
             continue
         return steps, float(sum(r[0] for r in rows[:steps])), int(sum(r[1] for r in rows[:steps]))
+
+
+HEADLINE_SYSTEMS = ("tiny_baseline", "tiny_lst_static", "tiny_lst_curriculum")
+
+
+def run_order(runs: Sequence[RunSpec]) -> list[RunSpec]:
+    """The order runs train in: the headline comparisons first, each group seed by seed, so a
+    run cut short still holds whole groups with all their seeds. Groups: the baseline, LST
+    static and curriculum at equal FLOPs at the main scale, then at the other scales, then the
+    equal-token runs, then the remaining systems. A run that reuses another stays after it."""
+
+    def group(r: RunSpec) -> int:
+        if r.kind == "tokens":
+            return 2
+        if r.system not in HEADLINE_SYSTEMS:
+            return 3
+        return 0 if r.scale == MAIN.name else 1
+
+    return sorted(runs, key=lambda r: (group(r), r.seed))
 
 
 def build_plan(
