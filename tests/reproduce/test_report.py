@@ -76,7 +76,7 @@ def test_document_and_figures(tmp_path: Path) -> None:
     assert benchmark_plot([r for r in RECORDS if r["plan"]["seed"]], tmp_path / "none.png") is None
     meta = {
         "date": "d", "machine": "m", "cores": 2, "threads": 2, "wall": "1 min", "load": "0",
-        "runs": "runs/x", "run_minutes": 3.0,
+        "runs": "runs/x", "run_minutes": 3.0, "trained": 6,
     }  # fmt: skip
     budgets = {"main": {"flops": 1e12, "tokens": 2e4}, "speech64": {"flops": 1e12, "tokens": 2e4}}
     text = document(RECORDS, s, budgets, {"main": 0.3}, meta, True, "figures", ["| x |"])
@@ -85,6 +85,9 @@ def test_document_and_figures(tmp_path: Path) -> None:
     assert "+10.0 [" in text  # the paired difference with its interval
     assert "![bits vs FLOPs](figures/bits_vs_flops.png)" in text
     assert "| `main/tiny_lst_static` | 2 | flops 1e+12 | 40 | 40 | yes |" in text
+    assert "Partial" not in text
+    partial = document(RECORDS, s, budgets, {}, meta, True, "f", [], ["main/x/flops-seed3"])
+    assert "**Partial: 1 of the 7 planned runs" in partial and "`main/x/flops-seed3`" in partial
 
 
 def test_budget_checkpoints_fire_once_per_fraction() -> None:

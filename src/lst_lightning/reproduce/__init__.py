@@ -138,10 +138,16 @@ def document(records, s, budgets, shares, meta, quick, figures_rel, crossover, m
         "",
         *(
             [
-                f"**Partial: {len(missing)} planned runs have no record yet** (this page was built "
-                "with `--report-only` from the runs finished so far; runs train in groups, headline "
-                "comparisons first, each group seed by seed): "
-                + ", ".join(f"`{m}`" for m in missing),
+                f"**Partial: {len(missing)} of the {len(missing) + len(records)} planned runs have "
+                "no record yet; the full plan was not completed.** This page was built with "
+                "`--report-only` from the runs finished so far (runs train in groups, headline "
+                "comparisons first, each group seed by seed; `make reproduce` continues the plan, "
+                "reusing the finished runs). The finished runs took "
+                f"{meta['run_minutes']:.0f} min of training and evaluation, "
+                f"{meta['run_minutes'] / max(1, meta['trained']):.1f} min per trained run on this "
+                "machine at the load below, so the whole plan needs about "
+                f"{meta['run_minutes'] / max(1, meta['trained']) * (len(missing) + meta['trained']) / 60:.1f} h "
+                "here. Missing: " + ", ".join(f"`{m}`" for m in missing),
                 "",
             ]
             if missing
@@ -344,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall": f"{wall / 60:.1f} min" + (" (report only)" if args.report_only else ""),
         "load": " ".join(f"{x:.1f}" for x in load),
         "runs": os.path.relpath(runs_root, Path.cwd()),
+        "trained": sum(1 for r in rs if not r.get("reused")),
         "run_minutes": sum(
             r.get("train_seconds", 0) + r.get("eval_seconds", 0) for r in rs if not r.get("reused")
         )
