@@ -87,7 +87,7 @@ sample: setup  ## continue a prompt with a checkpoint: make sample [EXP=tiny_lst
 export: setup  ## Hugging Face folder of a checkpoint: make export [EXP=tiny_lst] [CKPT=...] [OUT=exports/$(EXP)]
 	$(PY) -m lst_lightning export --ckpt $(or $(CKPT),runs/$(EXP)/run/checkpoints/last.ckpt) --out $(or $(OUT),exports/$(EXP)) $(ARGS)
 
-reproduce: data  ## the paper's main table at tiny scale: trains + evaluates the six systems -> docs/reproduction.md (~25 min)
+reproduce: data  ## LST vs baselines at equal FLOPs and tokens, 3 seeds, 2 scales -> docs/reproduction.md (~40 min; ARGS=--quick ~15 min)
 	$(PY) -m lst_lightning reproduce $(ARGS)
 
 downstream: data  ## the paper's Tab. 5 at tiny scale: fine-tunes 3 systems on ASR and TTS, decodes, scores -> docs/downstream.md (~30 min)

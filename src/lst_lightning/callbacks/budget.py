@@ -100,3 +100,59 @@ class TokenBudget(Budget):
     def __init__(self, max_tokens: int) -> None:
         super().__init__(max_tokens)
         self.max_tokens = max_tokens
+
+
+class BudgetCheckpoints(L.Callback):
+    """Weights-only checkpoints at fractions of a FLOPs or token budget (default 25/50/75/100 %).
+
+    Learning curves against compute need the model *at* given shares of the budget, not every N
+    steps (systems of different cost per step reach 25 % of the FLOPs at different steps). After
+    the first optimiser step at which the counter reaches ``fraction * limit`` this writes
+    ``<dirpath>/budget_<percent>.ckpt`` (a file the kit's checkpoint reader loads), once per
+    fraction; ``1.0`` is the budget stop itself. ``kind``: ``"flops"`` (``flops_seen``) or
+    ``"tokens"`` (``tokens_seen``). ``dirpath`` defaults to ``<log_dir>/checkpoints``.
+    """
+
+    COUNTERS = {"flops": "flops_seen", "tokens": "tokens_seen"}
+
+    def __init__(
+        self,
+        kind: str,
+        limit: float,
+        fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0),
+        dirpath: str | None = None,
+    ) -> None:
+        super().__init__()
+        if kind not in self.COUNTERS:
+            raise ValueError(
+                f"BudgetCheckpoints: kind must be one of {list(self.COUNTERS)}, got {kind!r}"
+            )
+        if not math.isfinite(limit) or limit <= 0:
+            raise ValueError(f"BudgetCheckpoints: the budget must be > 0, got {limit}")
+        if not fractions or any(not 0 < f <= 1 for f in fractions):
+            raise ValueError(f"BudgetCheckpoints: fractions must be in (0, 1], got {fractions}")
+        self.kind, self.limit, self.dirpath = kind, float(limit), dirpath
+        self.fractions = tuple(sorted(float(f) for f in fractions))
+        self.written: dict[float, int] = {}
+        """fraction -> the step whose checkpoint holds it."""
+
+    @staticmethod
+    def filename(fraction: float) -> str:
+        return f"budget_{round(100 * fraction):03d}.ckpt"
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_) -> None:
+        if trainer.fit_loop._should_accumulate():
+            return
+        value = getattr(pl_module, self.COUNTERS[self.kind])
+        seen = float(value.item() if isinstance(value, torch.Tensor) else value)
+        folder = self.dirpath or f"{trainer.log_dir}/checkpoints"
+        for fraction in self.fractions:
+            if fraction not in self.written and seen >= fraction * self.limit:
+                trainer.save_checkpoint(f"{folder}/{self.filename(fraction)}", weights_only=True)
+                self.written[fraction] = trainer.global_step
+
+    def state_dict(self) -> dict:
+        return {"written": {str(k): v for k, v in self.written.items()}}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.written = {float(k): int(v) for k, v in state_dict.get("written", {}).items()}

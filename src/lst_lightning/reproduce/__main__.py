@@ -1,0 +1,5 @@
+import sys
+
+from lst_lightning.reproduce import main
+
+sys.exit(main())
