@@ -25,7 +25,6 @@ import numpy as np
 from ..data.records import read_aligned_jsonl
 from ..data.stream.dataset import (
     INTERLEAVED,
-    KIND_NAMES,
     Corpus,
     PackedDocumentDataset,
     _shard,
@@ -125,17 +124,8 @@ class TaskDocumentDataset(PackedDocumentDataset):
         for position in range(shard, len(plan), num_shards):
             kind, index = plan[position]
             task_doc = self.task_documents[index]
-            doc = task_doc.document
-            row = packer.rows_emitted
-            step = self.step_of_row(row, worker, num_workers)
-            lengths, aligned = self.patch_document(position, doc, step)
-            if not packer.starts_in_current_row(len(doc), lengths):
-                yield from packer.close_row()
-                later = self.step_of_row(row + 1, worker, num_workers)
-                if later != step:
-                    lengths, aligned = self.patch_document(position, doc, later)
-            yield from packer.add(
-                doc.tokens, lengths, aligned, KIND_NAMES[kind], loss_mask=task_doc.loss_mask
+            yield from self.place_document(
+                packer, position, task_doc.document, kind, worker, num_workers, task_doc.loss_mask
             )
         yield from packer.flush()
 

@@ -481,16 +481,7 @@ class PackedDocumentDataset(IterableDataset):
         feeder = _StreamFeeder(self, shard, num_shards) if self.corpus.streams else None
 
         def place(position: int, doc: EncodedDocument, kind: int) -> Iterator[PackedRow]:
-            row = packer.rows_emitted
-            step = self.step_of_row(row, worker, num_workers)
-            lengths, aligned = self.patch_document(position, doc, step)
-            if not packer.starts_in_current_row(len(doc), lengths):
-                # The document begins in the next row, which may belong to the next step.
-                yield from packer.close_row()
-                later = self.step_of_row(row + 1, worker, num_workers)
-                if later != step:
-                    lengths, aligned = self.patch_document(position, doc, later)
-            yield from packer.add(doc.tokens, lengths, aligned, KIND_NAMES[kind])
+            return self.place_document(packer, position, doc, kind, worker, num_workers)
 
         for position in range(shard, len(plan), num_shards):
             kind, index = plan[position]
@@ -507,6 +498,29 @@ class PackedDocumentDataset(IterableDataset):
                     )
         yield from packer.flush()
         self.log_reads(shard, num_shards, worker, num_workers, "end")
+
+    def place_document(
+        self,
+        packer: RowPacker,
+        position: int,
+        doc: EncodedDocument,
+        kind: int,
+        worker: int,
+        num_workers: int,
+        loss_mask: np.ndarray | None = None,
+    ) -> Iterator[PackedRow]:
+        """Patch ``doc`` for the step of the row it lands in and add it to ``packer`` (with
+        ``loss_mask``, a fine-tuning answer mask, when given)."""
+        row = packer.rows_emitted
+        step = self.step_of_row(row, worker, num_workers)
+        lengths, aligned = self.patch_document(position, doc, step)
+        if not packer.starts_in_current_row(len(doc), lengths):
+            # The document begins in the next row, which may belong to the next step.
+            yield from packer.close_row()
+            later = self.step_of_row(row + 1, worker, num_workers)
+            if later != step:
+                lengths, aligned = self.patch_document(position, doc, later)
+        yield from packer.add(doc.tokens, lengths, aligned, KIND_NAMES[kind], loss_mask=loss_mask)
 
     # -- streamed sources and what each shard read -------------------------------------------------
     @property
