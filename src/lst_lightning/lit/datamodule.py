@@ -28,6 +28,7 @@ from ..data.options import (
 )
 from ..data.records import SILENCE, read_aligned_jsonl
 from ..data.sources.arrow import SpeechRecords
+from ..data.sources.cache import CACHE_DIR
 from ..data.sources.corpus import folder_fallbacks, folder_files, open_split
 from ..data.sources.mixing import Concatenated
 from ..data.sources.options import coerce_sources
@@ -480,6 +481,7 @@ class SpeechTextDataModule(L.LightningDataModule):
             max_patches=self.packing.max_patches,
             seed=seed,
             rows_per_batch=self.loader.batch_size,
+            lengths_cache=self.data_dir / CACHE_DIR / "lengths",
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -16,6 +16,7 @@ location, not its rows: the copy reopens the same files.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
@@ -97,6 +98,27 @@ class _ArrowRows:
             self._dataset = None
             self._arrays = [ds.data.column(c) for c in self.columns]
         self._length = len(ds)
+        self.fingerprint = getattr(ds, "_fingerprint", None)
+        self.files = [f["filename"] for f in ds.cache_files]
+
+    def identity(self) -> dict | None:
+        """What the rows are, for caches derived from them: the location, columns, row count,
+        fingerprint and the size and modification time of every Arrow file (so that a dataset
+        rewritten in place is told apart); ``None`` for an in-memory dataset (nothing on disk)."""
+        if not self.files:
+            return None
+        stats = []
+        for name in self.files:
+            st = os.stat(name)
+            stats.append([os.path.abspath(name), st.st_size, st.st_mtime_ns])
+        return {
+            "path": os.path.abspath(self.path) if os.path.exists(self.path) else self.path,
+            "split": self.split,
+            "columns": list(self.columns),
+            "rows": self._length,
+            "fingerprint": self.fingerprint,
+            "files": stats,
+        }
 
     def __len__(self) -> int:
         return self._length
@@ -150,6 +172,11 @@ class SpeechRecords(Sequence[AlignedUtterance]):
     def __len__(self) -> int:
         return len(self._rows)
 
+    def identity(self) -> dict | None:
+        """The source's identity for derived caches (see ``_ArrowRows.identity``)."""
+        found = self._rows.identity()
+        return None if found is None else {**found, "num_units": self.num_units, "name": self.name}
+
     @overload
     def __getitem__(self, index: int) -> AlignedUtterance: ...
     @overload
@@ -198,6 +225,11 @@ class TextRecords(Sequence[str]):
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def identity(self) -> dict | None:
+        """The source's identity for derived caches (see ``_ArrowRows.identity``)."""
+        found = self._rows.identity()
+        return None if found is None else {**found, "name": self.name}
 
     @overload
     def __getitem__(self, index: int) -> str: ...

@@ -48,7 +48,7 @@ from lst_lightning.data.records import (
     iter_utf8_lines,
     read_aligned_jsonl,
 )
-from lst_lightning.data.sources.mixing import parts_of, weighted_order
+from lst_lightning.data.sources.mixing import Concatenated, parts_of, weighted_order
 from lst_lightning.data.sources.streamed import StreamPosition, TextStream
 from lst_lightning.data.stream.documents import (
     EncodedDocument,
@@ -57,6 +57,12 @@ from lst_lightning.data.stream.documents import (
     plan_interleaving,
     speech_document,
     text_document,
+)
+from lst_lightning.data.stream.lengths import (
+    UtteranceLengths,
+    build_profile,
+    cached_profile,
+    cached_text_lengths,
 )
 from lst_lightning.data.stream.packing import PackedRow, PackingMode, RowPacker, collate
 from lst_lightning.data.stream.patching import PatchingSchedule, token_patch_lengths
@@ -228,11 +234,14 @@ class PackedDocumentDataset(IterableDataset):
         max_patches: int = 256,
         seed: int = 0,
         rows_per_batch: int = 1,
+        lengths_cache: str | Path | None = None,
     ) -> None:
         """``interleaved_fraction`` / ``speech_only_fraction``: token shares (module docstring).
         ``patching``: the schedule of ``"patches"`` packing (default static(4)); ``"tokens"``
         packing gives one patch per token whatever it says. ``rows_per_batch``: the DataLoader's
-        batch size, which maps this process's rows to training steps."""
+        batch size, which maps this process's rows to training steps. ``lengths_cache``: where
+        the length profiles of memory-mapped speech sources are kept
+        (:mod:`~lst_lightning.data.stream.lengths`; without it they are built in memory)."""
         patching = patching if patching is not None else PatchingSchedule()
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
@@ -279,7 +288,10 @@ class PackedDocumentDataset(IterableDataset):
         """Global index (from 0, over the whole run) of the current pass's first batch."""
         self.accumulate = 1
         """Batches per optimizer step (``trainer.accumulate_grad_batches``)."""
-        self._text_lengths = np.full(len(corpus.texts), -1, dtype=np.int64)
+        self.lengths_cache = None if lengths_cache is None else Path(lengths_cache)
+        self._text_lengths = np.full(len(corpus.texts), -1, dtype=np.int32)
+        self._profiles: list[tuple[int, UtteranceLengths]] | None = None
+        self._text_tables: list[tuple[int, np.ndarray | None]] | None = None
         self._plan: tuple[int, EpochPlan] | None = None
         self.rank: int | None = None
         """This process's data-parallel rank; ``None``: from ``torch.distributed`` (if any)."""
@@ -344,7 +356,15 @@ class PackedDocumentDataset(IterableDataset):
         )
 
     def interleaved_length(self, utterance: int) -> int:
-        """Baseline units of the utterance's interleaved document this epoch."""
+        """Baseline units of the utterance's interleaved document this epoch (from its length
+        profile; from the record when its text does not add up word by word)."""
+        start, profile = self._profile_of(utterance)
+        n = profile.interleaved_length(utterance - start, self._interleaving_rng(utterance))
+        return self.measured_interleaved_length(utterance) if n is None else n
+
+    def measured_interleaved_length(self, utterance: int) -> int:
+        """:meth:`interleaved_length` from the record itself: parse it, lay out this epoch's
+        spans, encode their text (what the profile spares the epoch plan)."""
         n = 2  # BOS, EOS
         for span in self.interleaving(utterance):
             if span.modality == "text":
@@ -356,13 +376,68 @@ class PackedDocumentDataset(IterableDataset):
 
     def speech_length(self, utterance: int) -> int:
         """Baseline units of the utterance's speech-only document: BOS, ``<s>``, frames, EOS."""
-        return 3 + self.corpus.utterances[utterance].num_frames
+        start, profile = self._profile_of(utterance)
+        return 3 + profile.num_frames(utterance - start)
+
+    def length_profiles(self) -> list[tuple[int, UtteranceLengths]]:
+        """``(first index, profile)`` of each speech source (one for a plain sequence), built or
+        loaded on first use: memory-mapped sources through :attr:`lengths_cache`."""
+        if self._profiles is None:
+            utterances = self.corpus.utterances
+            sources = utterances.sources if isinstance(utterances, Concatenated) else [utterances]
+            profiles, start = [], 0
+            for source in sources:
+                identity = getattr(source, "identity", lambda: None)()
+                if identity is not None and self.lengths_cache is not None:
+                    profile = cached_profile(source, self.space, self.lengths_cache, identity)
+                else:
+                    profile = build_profile(source, self.space)
+                profiles.append((start, profile))
+                start += len(source)
+            self._profiles = profiles
+        return self._profiles
+
+    def _profile_of(self, utterance: int) -> tuple[int, UtteranceLengths]:
+        profiles = self.length_profiles()
+        if len(profiles) == 1:
+            return profiles[0]
+        k = int(np.searchsorted([s for s, _ in profiles], utterance, side="right")) - 1
+        return profiles[k]
 
     def text_length(self, index: int) -> int:
-        """Baseline units (tokens) of text document ``index``: BOS, ``<t>``, BPE, EOS (cached)."""
+        """Baseline units (tokens) of text document ``index``: BOS, ``<t>``, BPE, EOS (from the
+        cached lengths of a memory-mapped source, else encoded once and kept)."""
+        start, cached = self._text_source_of(index)
+        if cached is not None:
+            return int(cached[index - start])
         if self._text_lengths[index] < 0:
             self._text_lengths[index] = 3 + len(self.space.encode_text(self.corpus.texts[index]))
         return int(self._text_lengths[index])
+
+    def text_length_tables(self) -> list[tuple[int, np.ndarray | None]]:
+        """``(first index, lengths)`` of each text source: memory-mapped sources' lengths come
+        from :attr:`lengths_cache` (one pass the first time); ``None`` for the others."""
+        if self._text_tables is None:
+            texts = self.corpus.texts
+            sources = texts.sources if isinstance(texts, Concatenated) else [texts]
+            tables: list[tuple[int, np.ndarray | None]] = []
+            start = 0
+            for source in sources:
+                identity = getattr(source, "identity", lambda: None)()
+                lengths = None
+                if identity is not None and self.lengths_cache is not None:
+                    lengths = cached_text_lengths(source, self.space, self.lengths_cache, identity)
+                tables.append((start, lengths))
+                start += len(source)
+            self._text_tables = tables
+        return self._text_tables
+
+    def _text_source_of(self, index: int) -> tuple[int, np.ndarray | None]:
+        tables = self.text_length_tables()
+        if len(tables) == 1:
+            return tables[0]
+        k = int(np.searchsorted([s for s, _ in tables], index, side="right")) - 1
+        return tables[k]
 
     def epoch_plan(self) -> EpochPlan:
         """The epoch's documents in order, as ``(kind, index into utterances or texts)``; computed

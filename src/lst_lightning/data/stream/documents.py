@@ -8,6 +8,7 @@ word / silence gap / BPE piece of a word) read the segments.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -142,19 +143,46 @@ def plan_interleaving(utterance: AlignedUtterance, rng: np.random.Generator) -> 
     text side has no frames). Consecutive silence segments count as one gap. An utterance without
     spoken words becomes one speech span.
     """
-    spoken = [i for i, w in enumerate(utterance.words) if not w.is_silence]
-    if not spoken:
-        return [PlannedSpan("speech", utterance.words)]
+    words = utterance.words
     plan: list[PlannedSpan] = []
+    for modality, first, last in interleaving_layout([w.is_silence for w in words], rng):
+        if modality == "text":
+            spoken = tuple(w for w in words[first : last + 1] if not w.is_silence)
+            plan.append(PlannedSpan("text", spoken))
+        else:
+            plan.append(PlannedSpan("speech", _speech_words(utterance, first, last)))
+    return plan
+
+
+def interleaving_layout(
+    silence: Sequence[bool], rng: np.random.Generator
+) -> list[tuple[SpanModality, int, int]]:
+    """The spans of :func:`plan_interleaving` as ``(modality, first word, last word)``: indices
+    into the utterance's words (silences included), both ends spoken words; one speech span over
+    every word when none is spoken. Shared by the document builder and the length profiles
+    (:mod:`lst_lightning.data.stream.lengths`), which need only the silence flags and draw the
+    same numbers from ``rng``."""
+    spoken = [i for i, is_silence in enumerate(silence) if not is_silence]
+    if not spoken:
+        return [("speech", 0, len(silence) - 1)]
+    layout: list[tuple[SpanModality, int, int]] = []
     first = 0
     for modality, n in span_word_counts(len(spoken), rng):
-        chosen = spoken[first : first + n]
+        layout.append((modality, spoken[first], spoken[first + n - 1]))
         first += n
-        if modality == "text":
-            plan.append(PlannedSpan("text", tuple(utterance.words[i] for i in chosen)))
-        else:
-            plan.append(PlannedSpan("speech", _speech_words(utterance, chosen[0], chosen[-1])))
-    return plan
+    return layout
+
+
+def speech_span_edges(silence: Sequence[bool], first: int, last: int) -> tuple[int, int]:
+    """``(before, after)``: the silence gaps next to a speech span over words ``first..last`` are
+    words ``before..first - 1`` and ``last + 1..after - 1`` (consecutive silences are one gap)."""
+    before = first
+    while before > 0 and silence[before - 1]:
+        before -= 1
+    after = last + 1
+    while after < len(silence) and silence[after]:
+        after += 1
+    return before, after
 
 
 def span_word_counts(n: int, rng: np.random.Generator) -> list[tuple[SpanModality, int]]:
@@ -200,12 +228,7 @@ def _speech_words(utterance: AlignedUtterance, first: int, last: int) -> tuple[A
     """Words ``first..last`` with their inner silences and the boundary gaps around them: whole at
     an utterance edge, else the ``ceil(g / 2)`` frames next to the words."""
     words = utterance.words
-    before = first
-    while before > 0 and words[before - 1].is_silence:
-        before -= 1
-    after = last + 1
-    while after < len(words) and words[after].is_silence:
-        after += 1
+    before, after = speech_span_edges([w.is_silence for w in words], first, last)
     lead = tuple(u for w in words[before:first] for u in w.units)
     trail = tuple(u for w in words[last + 1 : after] for u in w.units)
     if before > 0:  # a text span comes before: keep the half next to the first word
