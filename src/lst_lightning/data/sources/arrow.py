@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, overload
 
 from lst_lightning.data.records import DEFAULT_NUM_UNITS, AlignedUtterance, parse_interleaved
+from lst_lightning.data.sources import mapped
 
 FILE_BUILDERS = {
     ".txt": "text",
@@ -82,6 +83,41 @@ def _require_columns(ds: Any, columns: Sequence[str], where: str) -> None:
         )
 
 
+HARMLESS_REPLAYS = frozenset({"replace_schema_metadata"})
+"""Replayed table operations that leave the rows and columns as the files hold them."""
+
+
+def _has_replays(table: Any) -> bool:
+    """Whether a ``datasets`` table applies transformations (renames, casts, slices) on top of
+    its files, which a table read from the files alone would miss."""
+    if hasattr(table, "blocks"):  # a ConcatenationTable of memory-mapped blocks
+        return any(_has_replays(block) for row in table.blocks for block in row)
+    return any(op not in HARMLESS_REPLAYS for op, *_ in getattr(table, "replays", None) or ())
+
+
+def _mapped_columns(ds: Any, columns: Sequence[str]) -> list | None:
+    """The dataset's ``columns`` read from its Arrow files through :func:`mapped.map_file`, so
+    that the pages a process reads are released under the budget (:mod:`.mapped`); ``None``
+    (use the dataset's own table) for an in-memory dataset or one whose table transforms its
+    files."""
+    import pyarrow as pa
+
+    files = [f["filename"] for f in ds.cache_files]
+    if not files or _has_replays(ds.data):
+        return None
+    tables = []
+    for name in files:
+        buffer = pa.py_buffer(mapped.map_file(name))
+        try:
+            tables.append(pa.ipc.open_stream(buffer).read_all())
+        except pa.ArrowInvalid:
+            tables.append(pa.ipc.open_file(buffer).read_all())
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    if table.num_rows != len(ds) or not table.schema.equals(ds.data.schema, check_metadata=False):
+        return None
+    return [table.column(c) for c in columns]
+
+
 class _ArrowRows:
     """Shared by the record sequences: one dataset's columns, read by row index."""
 
@@ -92,11 +128,15 @@ class _ArrowRows:
     def _open(self) -> None:
         ds = open_dataset(self.path, self.split)
         _require_columns(ds, self.columns, self.where)
+        self._mapped = False
         if getattr(ds, "_indices", None) is not None:  # a selection: rows are not in table order
             self._dataset, self._arrays = ds, None
         else:
             self._dataset = None
-            self._arrays = [ds.data.column(c) for c in self.columns]
+            self._arrays = _mapped_columns(ds, self.columns)
+            self._mapped = self._arrays is not None
+            if self._arrays is None:
+                self._arrays = [ds.data.column(c) for c in self.columns]
         self._length = len(ds)
         self.fingerprint = getattr(ds, "_fingerprint", None)
         self.files = [f["filename"] for f in ds.cache_files]
@@ -130,6 +170,8 @@ class _ArrowRows:
         if self._arrays is None:
             record = self._dataset[index]
             return tuple(record[c] for c in self.columns)
+        if self._mapped:
+            mapped.note_read()
         return tuple(a[index].as_py() for a in self._arrays)
 
     def column(self, name: str) -> Any:
@@ -204,10 +246,17 @@ class SpeechRecords(Sequence[AlignedUtterance]):
         counted in Arrow without building Python objects per row."""
         import pyarrow.compute as pc
 
+        import pyarrow as pa
+
         counts = pc.value_counts(self._rows.column(self._rows.columns[0]))
         repeated = counts.filter(pc.greater(counts.field("counts"), 1))
         shown = {v["values"].as_py(): v["counts"].as_py() for v in repeated[:limit]}
-        return len(repeated), shown
+        found = len(repeated)
+        del counts, repeated
+        # the count's hash table is as large as the corpus's ids: hand it back to the system
+        # now, or the allocator keeps it, and every loader worker forked later inherits it
+        pa.default_memory_pool().release_unused()
+        return found, shown
 
 
 class TextRecords(Sequence[str]):

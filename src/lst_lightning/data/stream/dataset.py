@@ -163,9 +163,11 @@ def select_mixture(
     text_length: Callable[[int], int],
     interleaved: float,
     speech_only: float,
-) -> tuple[list[int], list[int], list[int]]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pick an epoch's interleaved utterances, speech-only utterances and text documents so that
-    their tokens come in the shares ``interleaved : speech_only : 1 - both``.
+    their tokens come in the shares ``interleaved : speech_only : 1 - both`` (``int64`` index
+    arrays: a Python int per document would make the plan of a large corpus weigh ~40 bytes a
+    document in the main process, which every loader worker then inherits).
 
     Lengths are in baseline units. Utterances are taken in ``utterance_order``, each becoming the
     kind whose tokens are furthest below its share (interleaved on ties); text documents in
@@ -181,14 +183,14 @@ def select_mixture(
     if text > SHARE_TOLERANCE and not len(text_order):
         raise ValueError("the mixture asks for text-only documents but the corpus has none")
     if speech == 0:
-        return [], [], list(text_order)
+        return _indices([]), _indices([]), _indices(text_order)
     # (utterance, interleaved?) in order, and the running token total: arrays, not a tuple per
     # utterance, so a large corpus's walk stays small
     walk_u = np.asarray(utterance_order, dtype=np.int64).copy()
     walk_i = np.zeros(len(walk_u), dtype=bool)
     cumulative = np.zeros(len(walk_u), dtype=np.int64)
     totals = [0, 0]
-    for n, u in enumerate(walk_u.tolist()):
+    for n, u in enumerate(_ints(walk_u)):
         as_interleaved = speech_only == 0 or (
             interleaved > 0 and totals[0] * speech_only <= totals[1] * interleaved
         )
@@ -198,17 +200,18 @@ def select_mixture(
         walk_i[n] = as_interleaved
         cumulative[n] = totals[0] + totals[1]
     keep = len(walk_u)
-    texts: list[int] = []
+    texts = _indices(text_order)
+    taken = 0
     if text > SHARE_TOLERANCE:
         wanted = cumulative[-1] * text / speech
         have = 0
-        for i in text_order:
+        for i in _ints(texts):
             n = text_length(i)
             if have + n / 2 > wanted:  # adding it would move away from the share
                 break
-            texts.append(int(i))
+            taken += 1
             have += n
-        if len(texts) == len(text_order) and have < wanted:  # text is the scarcer source
+        if taken == len(texts) and have < wanted:  # text is the scarcer source
             target = have * speech / text
             keep = int(np.searchsorted(cumulative, target))
             if keep < len(walk_u) and (
@@ -216,7 +219,17 @@ def select_mixture(
             ):
                 keep += 1
     walk_u, walk_i = walk_u[:keep], walk_i[:keep]
-    return walk_u[walk_i].tolist(), walk_u[~walk_i].tolist(), texts
+    return walk_u[walk_i], walk_u[~walk_i], texts[:taken].copy()
+
+
+def _indices(values: Sequence[int]) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64).reshape(-1)
+
+
+def _ints(values: np.ndarray, chunk: int = 65536) -> Iterator[int]:
+    """The values as Python ints, a chunk at a time (not one list of the whole corpus)."""
+    for start in range(0, len(values), chunk):
+        yield from values[start : start + chunk].tolist()
 
 
 class PackedDocumentDataset(IterableDataset):
@@ -289,7 +302,7 @@ class PackedDocumentDataset(IterableDataset):
         self.accumulate = 1
         """Batches per optimizer step (``trainer.accumulate_grad_batches``)."""
         self.lengths_cache = None if lengths_cache is None else Path(lengths_cache)
-        self._text_lengths = np.full(len(corpus.texts), -1, dtype=np.int32)
+        self._text_lengths: np.ndarray | None = None  # encoded lengths, kept (no cache)
         self._profiles: list[tuple[int, UtteranceLengths]] | None = None
         self._text_tables: list[tuple[int, np.ndarray | None]] | None = None
         self._plan: tuple[int, EpochPlan] | None = None
@@ -410,6 +423,8 @@ class PackedDocumentDataset(IterableDataset):
         start, cached = self._text_source_of(index)
         if cached is not None:
             return int(cached[index - start])
+        if self._text_lengths is None:
+            self._text_lengths = np.full(len(self.corpus.texts), -1, dtype=np.int32)
         if self._text_lengths[index] < 0:
             self._text_lengths[index] = 3 + len(self.space.encode_text(self.corpus.texts[index]))
         return int(self._text_lengths[index])
@@ -484,9 +499,7 @@ class PackedDocumentDataset(IterableDataset):
                 np.full(len(texts), TEXT, dtype=np.int8),
             ]
         )
-        indices = np.concatenate(
-            [np.asarray(x, dtype=np.int64).reshape(-1) for x in (inter, speech, texts)]
-        )
+        indices = np.concatenate([inter, speech, texts])
         del inter, speech, texts
         order = rng.permutation(len(kinds))
         plan = EpochPlan(kinds[order], indices[order])

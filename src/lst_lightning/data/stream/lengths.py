@@ -38,6 +38,7 @@ import numpy as np
 
 from lst_lightning.data.locking import output_lock
 from lst_lightning.data.records import AlignedUtterance
+from lst_lightning.data.sources import mapped
 from lst_lightning.data.stream.documents import interleaving_layout, speech_span_edges
 from lst_lightning.data.vocab import TokenSpace
 
@@ -166,7 +167,13 @@ def load_profile(folder: Path) -> UtteranceLengths:
 def load_arrays(folder: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     """Arrays saved by :func:`cached_arrays`, memory-mapped read-only (plain ndarray views: indexing
     a ``np.memmap`` costs several times more, and the plan indexes once per document)."""
-    return {name: np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r")) for name in names}
+    arrays = {}
+    for name in names:
+        loaded = np.load(folder / f"{name}.npy", mmap_mode="r")
+        if getattr(loaded, "_mmap", None) is not None:
+            mapped.register(loaded._mmap)  # released with the corpus pages (sources.mapped)
+        arrays[name] = np.asarray(loaded)
+    return arrays
 
 
 def cached_arrays(
