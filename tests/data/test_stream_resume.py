@@ -111,3 +111,27 @@ def test_positions_compare_by_lap_and_taken_only():
     checkpoint = streamed.StreamCheckpoint(None, 3, "ab")
     assert StreamPosition(1, 4, checkpoint) == StreamPosition(1, 4)
     assert StreamPosition(1, 4).to_json() == [1, 4]
+
+
+def test_the_loader_state_carries_the_stream_state_and_reads_older_checkpoints():
+    from torch.utils.data import IterableDataset
+
+    from lst_lightning.lit.datamodule import EpochDataLoader
+
+    class Streams(IterableDataset):
+        streams = True
+
+        def __iter__(self):
+            return iter(())
+
+    checkpoint = streamed.StreamCheckpoint({"examples_iterable": {"shard_idx": 1}}, 6, "ab")
+    saver = EpochDataLoader(Streams(), batch_size=1)
+    saver._consumed = (0, 3, 0, {1: {"s": StreamPosition(1, 70, checkpoint)}})
+    state = json.loads(json.dumps(saver.state_dict()))  # plain JSON-able data
+    loader = EpochDataLoader(Streams(), batch_size=1)
+    loader.load_state_dict(state)
+    assert loader._stream_starts[1]["s"].resume == checkpoint
+    state["streams"] = {"1": {"s": [1, 70]}}  # a checkpoint written before the state existed
+    loader.load_state_dict(state)
+    assert loader._stream_starts[1]["s"] == StreamPosition(1, 70)
+    assert loader._stream_starts[1]["s"].resume is None
