@@ -65,13 +65,16 @@ def fit(
     num_workers: int,
     accumulate: int,
     ckpt_path: Path | None = None,
+    loader: dict | None = None,
+    steps: int = STEPS,
+    every: int = RESUME_AT,
 ) -> tuple[list[tuple], list[dict[str, str]]]:
     dm = SpeechTextDataModule(
         corpus={"data_dir": str(corpus)},
         mixture={"interleaved": 0.4, "speech_only": 0.2},
         patching={"strategy": strategy, "aligned_prob": 0.5, **CURRICULUM},
         packing={"max_patches": 32, "max_tokens": 96},
-        loader={"batch_size": 2, "num_workers": num_workers},
+        loader={"batch_size": 2, "num_workers": num_workers, **(loader or {})},
     )
     torch.manual_seed(0)
     network = LSTConfig(
@@ -83,7 +86,7 @@ def fit(
     module = SpeechTextLM(network, OptimConfig(lr=3e-3, warmup_steps=4), vocab_size=dm.vocab_size)
     recorder = StepLosses()
     trainer = L.Trainer(
-        max_steps=STEPS,
+        max_steps=steps,
         accelerator="cpu",
         accumulate_grad_batches=accumulate,
         logger=L.pytorch.loggers.CSVLogger(out, name="log", version="v"),
@@ -93,7 +96,7 @@ def fit(
             recorder,
             L.pytorch.callbacks.ModelCheckpoint(
                 dirpath=out / "ckpt",
-                every_n_train_steps=RESUME_AT,
+                every_n_train_steps=every,
                 save_top_k=-1,
                 filename="{step}",
             ),
@@ -162,3 +165,52 @@ def test_resume_reproduces_the_run_bit_for_bit(small_corpus, tmp_path, strategy,
 
 def test_resume_is_exact_with_gradient_accumulation(small_corpus, tmp_path):
     check_resume_is_exact(small_corpus, tmp_path, "curriculum", 2, accumulate=2)
+
+
+def test_a_changed_loader_is_refused_or_resumed_as_a_fresh_pass(small_corpus, tmp_path):
+    """Shards and steps are counted in the loader's workers and batches: a checkpoint resumed with
+    another ``num_workers`` / ``batch_size`` is an error naming both values and the option, unless
+    ``data.loader.resume_reshard`` asks for a fresh pass (the next epoch) from the saved step."""
+    full, _ = fit(small_corpus, tmp_path / "full", "static", 0, 1, steps=8, every=4)
+    ckpt = tmp_path / "full" / "ckpt" / "step=4.ckpt"
+    saved = torch.load(ckpt, weights_only=False)["loops"]["fit_loop"]["state_dict"]
+    state = saved["combined_loader"][0]
+    assert (state["num_workers"], state["batch_size"]) == (0, 2)
+    for change, message in (
+        ({"num_workers": 2}, "data.loader.num_workers: saved 0, now 2"),
+        ({"batch_size": 3}, "data.loader.batch_size: saved 2, now 3"),
+    ):
+        with pytest.raises(ValueError, match=message) as err:
+            fit(small_corpus, tmp_path / "bad", "static", 0, 1, ckpt, change, steps=8, every=4)
+        assert "data.loader.resume_reshard" in str(err.value)
+    with pytest.warns(UserWarning, match="fresh pass"):
+        rows, _ = fit(
+            small_corpus,
+            tmp_path / "reshard",
+            "static",
+            0,
+            1,
+            ckpt,
+            {"num_workers": 1, "resume_reshard": True},
+            steps=8,
+            every=4,
+        )
+    assert [r[0] for r in rows] == [4, 5, 6, 7]  # from the saved step on
+    assert rows != full[4:]  # a fresh pass: other batches than the uninterrupted run's
+
+
+def test_a_loader_state_without_the_recorded_layout_loads_as_before(small_corpus):
+    from lst_lightning.data.stream.packing import collate
+    from lst_lightning.lit.datamodule import EpochDataLoader
+
+    dm = SpeechTextDataModule(corpus={"data_dir": str(small_corpus)})
+    dm.setup("fit")
+    loader = EpochDataLoader(dm._train, batch_size=5, num_workers=0, collate_fn=collate)
+    loader.load_state_dict({"epoch": 1, "batches": 3, "first_batch": 9})  # an older checkpoint
+    assert (loader._epoch, loader._skip, loader._first_batch) == (1, 3, 9)
+    with pytest.raises(ValueError, match="data.loader.batch_size: saved 2, now 5"):
+        loader.load_state_dict({"epoch": 1, "batches": 3, "first_batch": 9, "batch_size": 2})
+    loader.resume_reshard = True
+    with pytest.warns(UserWarning, match="epoch 2"):
+        loader.load_state_dict({"epoch": 1, "batches": 3, "first_batch": 9, "batch_size": 2})
+    assert (loader._epoch, loader._skip, loader._first_batch) == (2, 0, 12)

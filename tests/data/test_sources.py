@@ -270,6 +270,8 @@ def test_streamed_text_resumes_exactly(tmp_path, small_corpus, num_workers):
     assert loader["epoch"] == 1  # inside the second pass: the stream positions matter
     assert len(loader["streams"]) == max(1, num_workers)
     assert all(pos[str(text)][1] > 0 for pos in loader["streams"].values())
+    # with the stream's own state, so the resume does not read the used documents again
+    assert all(len(pos[str(text)]) == 3 for pos in loader["streams"].values())
     (resumed,) = streamed_fit(small_corpus, text, tmp_path / "resumed", num_workers, ckpt)
     full, resumed = [tuple(r) for r in full], [tuple(r) for r in resumed]
     assert [r[0] for r in full] == list(range(1, STREAM_STEPS + 1))

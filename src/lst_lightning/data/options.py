@@ -190,6 +190,10 @@ class LoaderOptions:
     """Chain the training epochs into one stream that never ends, so the run length is
     ``trainer.max_steps`` and DDP ranks stay in step. ``False`` ends Lightning's epoch with each
     pass over the corpus."""
+    resume_reshard: bool = False
+    """Resume a checkpoint saved with another ``num_workers`` or ``batch_size`` (an error
+    otherwise: shards and steps are counted in them, so the saved position names other batches)
+    inexactly: a fresh pass (the next epoch) from the saved step, with a warning."""
 
     def __post_init__(self) -> None:
         _at_least("loader.batch_size", self.batch_size, 1)

@@ -67,7 +67,13 @@ class EpochDataLoader(DataLoader):
     - Streamed sources (:mod:`lst_lightning.data.sources.streamed`) cannot be replayed from the
       epoch alone: each worker's batches come with its stream positions (the dataset's
       ``collate_reporting``), the positions at a pass's end become the next pass's start, and
-      the state holds the starts of the consumed pass for every shard of every rank.
+      the state holds the starts of the consumed pass for every shard of every rank (each with
+      the stream's own resume state, so a resume does not read the used documents again).
+    - The state records the loader's ``num_workers`` and ``batch_size``: shards are
+      ``rank * workers + worker`` over the epoch plan and steps are counted in batches, so with
+      other values the saved position names other batches. Loading it with other values is an
+      error naming both, unless ``resume_reshard`` (``data.loader.resume_reshard``) accepts an
+      inexact resume: a fresh pass (the next epoch) from the saved step, with a warning.
     """
 
     def __init__(
@@ -76,11 +82,15 @@ class EpochDataLoader(DataLoader):
         step_fn: Callable[[], int] | None = None,
         endless: bool = True,
         accumulate: int = 1,
+        resume_reshard: bool = False,
         **kwargs,
     ) -> None:
         """``step_fn``: the trainer's ``global_step``, only used to place a checkpoint written
-        before the stream position was saved. ``accumulate``: batches per optimizer step."""
+        before the stream position was saved. ``accumulate``: batches per optimizer step.
+        ``resume_reshard``: resume a state saved with another ``num_workers`` / ``batch_size``
+        inexactly (a fresh pass) instead of raising."""
         super().__init__(dataset, **kwargs)
+        self.resume_reshard = resume_reshard
         self.step_fn = step_fn
         self.endless = endless
         self.accumulate = accumulate
@@ -133,14 +143,19 @@ class EpochDataLoader(DataLoader):
         the positions are gathered from all ranks (a collective; Lightning builds the checkpoint
         on every rank)."""
         epoch, batches, first_batch, starts = self._consumed
-        state: dict = {"epoch": epoch, "batches": batches, "first_batch": first_batch}
+        state: dict = {
+            "epoch": epoch,
+            "batches": batches,
+            "first_batch": first_batch,
+            "num_workers": self.num_workers,
+            "batch_size": self.batch_size,
+        }
         ranks = _gather_ranks([epoch, batches, first_batch])
         if len(ranks) > 1:
             state["ranks"] = ranks
         if getattr(self.dataset, "streams", False):
             local = {
-                shard: {n: [p.lap, p.taken] for n, p in pos.items()}
-                for shard, pos in starts.items()
+                shard: {n: p.to_json() for n, p in pos.items()} for shard, pos in starts.items()
             }
             state["streams"] = {}
             for part in _gather_ranks(local):
@@ -163,14 +178,59 @@ class EpochDataLoader(DataLoader):
         first = state.get("first_batch")
         self._first_batch = None if first is None else int(first)
         self._stream_starts = {
-            int(shard): {n: StreamPosition(int(p[0]), int(p[1])) for n, p in pos.items()}
+            int(shard): {
+                n: StreamPosition.from_json(p, f"checkpoint's stream {n}, shard {shard}")
+                for n, p in pos.items()
+            }
             for shard, pos in state.get("streams", {}).items()
         }
+        changed = self._changed_layout(state)
+        if changed:
+            self._reshard(changed)
         self._consumed = (
             self._epoch,
             self._skip,
             0 if first is None else int(first),
             self._stream_starts,
+        )
+
+    def _changed_layout(self, state: dict) -> list[str]:
+        """What differs between the saved loader and this one (``[]``: none, or not recorded)."""
+        changed = []
+        for key in ("num_workers", "batch_size"):
+            saved, now = state.get(key), getattr(self, key)
+            if saved is not None and int(saved) != now:
+                changed.append(f"data.loader.{key}: saved {int(saved)}, now {now}")
+        return changed
+
+    def _reshard(self, changed: list[str]) -> None:
+        """Move the loaded position to a fresh pass at the saved step (or refuse)."""
+        import warnings
+
+        what = "; ".join(changed)
+        if not self.resume_reshard:
+            raise ValueError(
+                f"the checkpoint's training stream was saved with another loader ({what}): "
+                "shards and steps are counted in the loader's workers and batches, so this "
+                "resume would not be exact. Resume with the saved values, or set "
+                "data.loader.resume_reshard=true to start a fresh pass from the saved step"
+            )
+        first = self._first_batch
+        self._first_batch = None if first is None else first + self._skip
+        self._epoch, self._skip = self._epoch + 1, 0
+        same_shards = not any(c.startswith("data.loader.num_workers") for c in changed)
+        if not same_shards:
+            self._stream_starts = {}
+        warnings.warn(
+            f"resuming with another loader ({what}) under data.loader.resume_reshard: a fresh "
+            f"pass (epoch {self._epoch}) from the saved step; the rest of the interrupted pass is "
+            "not seen"
+            + (
+                ", and streamed sources read their documents of the interrupted pass again"
+                if same_shards
+                else ", and streamed sources start their (new) shards from the beginning"
+            ),
+            stacklevel=2,
         )
 
 
@@ -506,6 +566,7 @@ class SpeechTextDataModule(L.LightningDataModule):
             self._current_step,
             endless=self.loader.endless,
             accumulate=trainer.accumulate_grad_batches if trainer is not None else 1,
+            resume_reshard=self.loader.resume_reshard,
             batch_size=self.loader.batch_size,
             collate_fn=self._train.collate_reporting if self._train.streams else collate,
             num_workers=self.loader.num_workers,
