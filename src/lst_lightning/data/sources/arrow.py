@@ -244,9 +244,8 @@ class SpeechRecords(Sequence[AlignedUtterance]):
     def duplicate_ids(self, limit: int = 5) -> tuple[int, dict[str, int]]:
         """(number of ids that occur more than once, up to ``limit`` of them with their counts),
         counted in Arrow without building Python objects per row."""
-        import pyarrow.compute as pc
-
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         counts = pc.value_counts(self._rows.column(self._rows.columns[0]))
         repeated = counts.filter(pc.greater(counts.field("counts"), 1))
