@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from doc_section import replace_section
 
 from lst_lightning.data.corpora.build import build_generated_corpus, corpus_is_complete
 from lst_lightning.data.stream.dataset import PackedDocumentDataset, load_corpus
@@ -340,22 +341,6 @@ def scaling_markdown(rows: list[dict], corpus_dir: Path, seconds: float, workers
     return "\n".join(head + body) + "\n"
 
 
-def write_section(doc: Path, section: str) -> None:
-    """Replace (or append) the scaling section of ``docs/benchmarks.md``, atomically."""
-    text = doc.read_text(encoding="utf-8") if doc.is_file() else ""
-    if SCALING_SECTION in text:
-        before, rest = text.split(SCALING_SECTION, 1)
-        following = rest.find("\n## ")
-        text = before + section + (rest[following:] if following >= 0 else "")
-    elif "\n## 5. " in text:
-        text = text.replace("\n## 5. ", "\n" + section + "\n## 5. ", 1)
-    else:
-        text = text + "\n" + section
-    tmp = doc.with_name(f".{doc.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, doc)
-
-
 def markdown(rows: list[dict]) -> str:
     head = (
         "| configuration | rows | tokens | global positions | wall (s) | tokens / s | rows / s |\n"
@@ -406,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_scaling(corpus, factors, args.seconds, args.workers, args.rounds)
         section = scaling_markdown(rows, corpus, args.seconds, args.workers)  # names the source
         print(section)
-        write_section(args.doc, section)
+        replace_section(args.doc, SCALING_SECTION, section, before="## 5. ")
         return 0
     print(f"corpus: {corpus} (train split), one process = one DataLoader worker")
     print(markdown(run(corpus, args.seconds)))

@@ -22,13 +22,12 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+from doc_section import replace_section
 
 from lst_lightning.model import LST, BaselineConfig, SpeechLLM
 from lst_lightning.model.batch_generate import generate_batch
@@ -179,25 +178,6 @@ def machine() -> str:
     )
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replaces section 6 of ``path`` (or appends it), atomically."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## 6\. .*?(?=^## |\Z)", re.S | re.M)
-    text = (
-        pattern.sub(lambda _: section + "\n", text)
-        if pattern.search(text)
-        else (text.rstrip("\n") + "\n\n" + section)
-    )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -212,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     section = markdown(rows, args.rounds, info)
     print(section)
     if args.out:
-        write_section(args.out, section)
+        replace_section(args.out, "## 6. ", section)
         print(f"wrote section 6 of {args.out}")
 
 

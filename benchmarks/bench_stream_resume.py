@@ -31,6 +31,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from doc_section import replace_section
+
 SECTION = "## 7. Resuming a streamed source: skip vs the stream's state"
 """The heading of this benchmark's section in ``docs/benchmarks.md``."""
 SHARDS = 8
@@ -156,20 +158,6 @@ def markdown(rows: list[dict], docs: int, rounds: int, load: tuple, load_end: tu
     return "\n".join(lines) + "\n"
 
 
-def write_section(doc: Path, section: str) -> None:
-    """Replace (or append) this benchmark's section of ``doc``, atomically."""
-    text = doc.read_text(encoding="utf-8") if doc.is_file() else ""
-    if SECTION in text:
-        before, rest = text.split(SECTION, 1)
-        following = rest.find("\n## ")
-        text = before + section + (rest[following:] if following >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    tmp = doc.with_name(f".{doc.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, doc)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=2_100_000, help="documents in the dataset")
@@ -183,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = run(args.docs, args.rounds, Path(tmp))
     section = markdown(rows, args.docs, args.rounds, load, os.getloadavg())
     print(section)
-    write_section(args.doc, section)
+    replace_section(args.doc, SECTION, section)
     return 0
 
 
