@@ -37,7 +37,7 @@ def test_profile_lengths_equal_the_documents_in_every_epoch(mls_dataset, tiny_co
     tiny = PackedDocumentDataset(load_corpus(tiny_corpus, "train"), tiny_space, seed=1)
     checked = 0
     for ds in (mls_dataset, tiny):
-        assert ds.length_profiles()[0][1].additive.all()  # the kit's tokenizers add up per word
+        assert ds.length_profiles()[0].additive.all()  # the kit's tokenizers add up per word
         for epoch in range(4):
             ds.set_epoch(epoch)
             for u in range(len(ds.corpus.utterances)):
@@ -51,13 +51,13 @@ def test_profile_lengths_equal_the_documents_in_every_epoch(mls_dataset, tiny_co
 def test_an_utterance_that_does_not_add_up_is_measured_from_its_record(mls_dataset):
     """Where a tokenizer's text spans are not sums of their words, the profile says so and the
     dataset measures that utterance from the record instead (here: every utterance flagged)."""
-    profile = mls_dataset.length_profiles()[0][1]
+    profile = mls_dataset.length_profiles()[0]
     flagged = UtteranceLengths(
         profile.offsets, profile.words, profile.frames, np.zeros_like(profile.additive)
     )
     assert flagged.interleaved_length(0, np.random.default_rng(0)) is None
     ds = PackedDocumentDataset(mls_dataset.corpus, mls_dataset.space, seed=3)
-    ds._profiles = [(0, flagged)]
+    ds._profiles = [flagged]
     for u in range(len(ds.corpus.utterances)):
         assert ds.interleaved_length(u) == len(ds.build_document(0, INTERLEAVED, u))
 
@@ -95,11 +95,11 @@ def test_a_memory_mapped_source_is_measured_once_and_plans_as_in_memory(tmp_path
         memory.set_epoch(epoch)
         assert arrow.epoch_plan() == memory.epoch_plan()
     assert len([p for p in cache.iterdir() if p.is_dir()]) == 2  # utterances + text documents
-    profile = arrow.length_profiles()[0][1]
+    profile = arrow.length_profiles()[0]
     assert isinstance(profile.words.base, np.memmap) or profile.folder is not None
     assert len(pickle.dumps(profile)) < 1000  # the folder travels, not the arrays
     assert np.array_equal(pickle.loads(pickle.dumps(profile)).words, profile.words)
-    texts = arrow.text_length_tables()[0][1]
+    texts = arrow.text_length_tables()[0]
     assert texts is not None
     assert [arrow.text_length(i) for i in range(5)] == [memory.text_length(i) for i in range(5)]
 

@@ -37,6 +37,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -303,8 +304,8 @@ class PackedDocumentDataset(IterableDataset):
         """Batches per optimizer step (``trainer.accumulate_grad_batches``)."""
         self.lengths_cache = None if lengths_cache is None else Path(lengths_cache)
         self._text_lengths: np.ndarray | None = None  # encoded lengths, kept (no cache)
-        self._profiles: list[tuple[int, UtteranceLengths]] | None = None
-        self._text_tables: list[tuple[int, np.ndarray | None]] | None = None
+        self._profiles: list[UtteranceLengths] | None = None
+        self._text_tables: list[np.ndarray | None] | None = None
         self._plan: tuple[int, EpochPlan] | None = None
         self.rank: int | None = None
         """This process's data-parallel rank; ``None``: from ``torch.distributed`` (if any)."""
@@ -371,8 +372,8 @@ class PackedDocumentDataset(IterableDataset):
     def interleaved_length(self, utterance: int) -> int:
         """Baseline units of the utterance's interleaved document this epoch (from its length
         profile; from the record when its text does not add up word by word)."""
-        start, profile = self._profile_of(utterance)
-        n = profile.interleaved_length(utterance - start, self._interleaving_rng(utterance))
+        profile, row = _of_source(self.corpus.utterances, self.length_profiles(), utterance)
+        n = profile.interleaved_length(row, self._interleaving_rng(utterance))
         return self.measured_interleaved_length(utterance) if n is None else n
 
     def measured_interleaved_length(self, utterance: int) -> int:
@@ -389,70 +390,62 @@ class PackedDocumentDataset(IterableDataset):
 
     def speech_length(self, utterance: int) -> int:
         """Baseline units of the utterance's speech-only document: BOS, ``<s>``, frames, EOS."""
-        start, profile = self._profile_of(utterance)
-        return 3 + profile.num_frames(utterance - start)
+        profile, row = _of_source(self.corpus.utterances, self.length_profiles(), utterance)
+        return 3 + profile.num_frames(row)
 
-    def length_profiles(self) -> list[tuple[int, UtteranceLengths]]:
-        """``(first index, profile)`` of each speech source (one for a plain sequence), built or
-        loaded on first use: memory-mapped sources through :attr:`lengths_cache`."""
+    def length_profiles(self) -> list[UtteranceLengths]:
+        """The length profile of each speech source (one for a plain sequence), built or loaded
+        on first use: memory-mapped sources' through :attr:`lengths_cache`."""
         if self._profiles is None:
-            utterances = self.corpus.utterances
-            sources = utterances.sources if isinstance(utterances, Concatenated) else [utterances]
-            profiles, start = [], 0
-            for source in sources:
-                identity = getattr(source, "identity", lambda: None)()
-                if identity is not None and self.lengths_cache is not None:
-                    profile = cached_profile(source, self.space, self.lengths_cache, identity)
-                else:
-                    profile = build_profile(source, self.space)
-                profiles.append((start, profile))
-                start += len(source)
-            self._profiles = profiles
+            self._profiles = self._per_source(
+                self.corpus.utterances,
+                lambda source, identity: cached_profile(
+                    source, self.space, self.lengths_cache, identity
+                ),
+                lambda source: build_profile(source, self.space),
+            )
         return self._profiles
-
-    def _profile_of(self, utterance: int) -> tuple[int, UtteranceLengths]:
-        profiles = self.length_profiles()
-        if len(profiles) == 1:
-            return profiles[0]
-        k = int(np.searchsorted([s for s, _ in profiles], utterance, side="right")) - 1
-        return profiles[k]
 
     def text_length(self, index: int) -> int:
         """Baseline units (tokens) of text document ``index``: BOS, ``<t>``, BPE, EOS (from the
         cached lengths of a memory-mapped source, else encoded once and kept)."""
-        start, cached = self._text_source_of(index)
+        cached, row = _of_source(self.corpus.texts, self.text_length_tables(), index)
         if cached is not None:
-            return int(cached[index - start])
+            return int(cached[row])
         if self._text_lengths is None:
             self._text_lengths = np.full(len(self.corpus.texts), -1, dtype=np.int32)
         if self._text_lengths[index] < 0:
             self._text_lengths[index] = 3 + len(self.space.encode_text(self.corpus.texts[index]))
         return int(self._text_lengths[index])
 
-    def text_length_tables(self) -> list[tuple[int, np.ndarray | None]]:
-        """``(first index, lengths)`` of each text source: memory-mapped sources' lengths come
-        from :attr:`lengths_cache` (one pass the first time); ``None`` for the others."""
+    def text_length_tables(self) -> list[np.ndarray | None]:
+        """Each text source's lengths: memory-mapped sources' from :attr:`lengths_cache` (one
+        pass the first time); ``None`` for the others (encoded as the plan meets them)."""
         if self._text_tables is None:
-            texts = self.corpus.texts
-            sources = texts.sources if isinstance(texts, Concatenated) else [texts]
-            tables: list[tuple[int, np.ndarray | None]] = []
-            start = 0
-            for source in sources:
-                identity = getattr(source, "identity", lambda: None)()
-                lengths = None
-                if identity is not None and self.lengths_cache is not None:
-                    lengths = cached_text_lengths(source, self.space, self.lengths_cache, identity)
-                tables.append((start, lengths))
-                start += len(source)
-            self._text_tables = tables
+            self._text_tables = self._per_source(
+                self.corpus.texts,
+                lambda source, identity: cached_text_lengths(
+                    source, self.space, self.lengths_cache, identity
+                ),
+                lambda source: None,
+            )
         return self._text_tables
 
-    def _text_source_of(self, index: int) -> tuple[int, np.ndarray | None]:
-        tables = self.text_length_tables()
-        if len(tables) == 1:
-            return tables[0]
-        k = int(np.searchsorted([s for s, _ in tables], index, side="right")) - 1
-        return tables[k]
+    def _per_source(
+        self,
+        collection: Sequence,
+        cached: Callable[[Sequence, dict], Any],
+        uncached: Callable[[Sequence], Any],
+    ) -> list:
+        """``cached(source, identity)`` for each source of ``collection`` that is memory-mapped
+        (has an identity) when there is a :attr:`lengths_cache`, else ``uncached(source)``."""
+        sources = collection.sources if isinstance(collection, Concatenated) else [collection]
+        out = []
+        for source in sources:
+            identity = getattr(source, "identity", lambda: None)()
+            use_cache = identity is not None and self.lengths_cache is not None
+            out.append(cached(source, identity) if use_cache else uncached(source))
+        return out
 
     def epoch_plan(self) -> EpochPlan:
         """The epoch's documents in order, as ``(kind, index into utterances or texts)``; computed
@@ -714,6 +707,14 @@ class _StreamFeeder:
             self.drawn += 1
             self.dataset._positions[self.names[k]] = position
             yield text
+
+
+def _of_source(collection: Sequence, per_source: list, index: int) -> tuple[Any, int]:
+    """(the entry of ``per_source`` for the source holding ``index``, the row in that source)."""
+    if isinstance(collection, Concatenated):
+        k, row = collection.locate(index)
+        return per_source[k], row
+    return per_source[0], index
 
 
 def _worker() -> tuple[int, int]:
