@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -125,3 +127,30 @@ def output_lock(
         holder = _read(lock)
         if holder is not None and holder.get("pid") == os.getpid():
             lock.unlink(missing_ok=True)
+
+
+def build_folder_once(
+    target: str | Path, finished: Callable[[], bool], build: Callable[[Path], None]
+) -> Path:
+    """``target``, built by ``build(work)`` unless ``finished()`` says it already is.
+
+    ``build`` fills an empty temporary folder beside ``target``, which is then renamed into place
+    (replacing a stale or half-built ``target``), all under ``target``'s lock: an interrupted
+    build leaves nothing ``finished`` could take for a result, and processes that race (DDP ranks,
+    loader workers) wait for the first one's build instead of repeating it."""
+    target = Path(target)
+    if finished():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(target, wait=True):
+        if finished():  # another process built it while this one waited
+            return target
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            build(work)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(work, target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return target

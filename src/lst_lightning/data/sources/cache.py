@@ -13,13 +13,12 @@ race (DDP ranks) wait for the first one's conversion.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from lst_lightning.data.locking import output_lock
+from lst_lightning.data.locking import build_folder_once
 from lst_lightning.data.records import (
     DEFAULT_NUM_UNITS,
     format_interleaved,
@@ -73,12 +72,7 @@ def cached_arrow(source: str | Path, num_units: int = DEFAULT_NUM_UNITS) -> Path
         stamp = target / SOURCE_STAMP
         return stamp.is_file() and json.loads(stamp.read_text(encoding="utf-8")) == wanted
 
-    if fresh():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with output_lock(target, wait=True):
-        if fresh():  # another process converted it while this one waited
-            return target
+    def convert(out: Path) -> None:
         speech = source.suffix == ".jsonl"
         if speech:
             features = datasets.Features(
@@ -88,27 +82,26 @@ def cached_arrow(source: str | Path, num_units: int = DEFAULT_NUM_UNITS) -> Path
         else:
             features = datasets.Features({"text": datasets.Value("string")})
             gen, kwargs = _text_rows, {"path": source}
-        work = Path(tempfile.mkdtemp(prefix=f".{source.name}.", dir=target.parent))
         print(f"converting {source} to Arrow in {target} (once; data.corpus.reader arrow)")
         bars = datasets.is_progress_bar_enabled()
         datasets.disable_progress_bars()
+        scratch = Path(tempfile.mkdtemp(prefix=f".{source.name}.", dir=target.parent))
         try:
             try:
                 ds = datasets.Dataset.from_generator(
-                    gen, features=features, gen_kwargs=kwargs, cache_dir=str(work / "cache")
+                    gen, features=features, gen_kwargs=kwargs, cache_dir=str(scratch)
                 )
             except datasets.exceptions.DatasetGenerationError as e:
                 if isinstance(e.__cause__, ValueError):  # a bad record: its message names it
                     raise e.__cause__ from None
                 raise
-            ds.save_to_disk(str(work / "out"))
+            ds.save_to_disk(str(out))
             del ds
-            (work / "out" / SOURCE_STAMP).write_text(json.dumps(wanted) + "\n", encoding="utf-8")
-            if target.exists():  # stale: the file changed since it was converted
-                shutil.rmtree(target)
-            os.replace(work / "out", target)
+            (out / SOURCE_STAMP).write_text(json.dumps(wanted) + "\n", encoding="utf-8")
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
             if bars:
                 datasets.enable_progress_bars()
+
+    build_folder_once(target, fresh, convert)
     return target

@@ -28,15 +28,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from lst_lightning.data.locking import output_lock
+from lst_lightning.data.locking import build_folder_once
 from lst_lightning.data.records import AlignedUtterance
 from lst_lightning.data.sources import mapped
 from lst_lightning.data.stream.documents import interleaving_layout, speech_span_edges
@@ -184,27 +181,15 @@ def cached_arrays(
     temporary folder renamed into place, under a lock, so concurrent ranks build it once and an
     interrupted build leaves nothing that passes for a finished one."""
     folder = Path(cache_dir) / profile_key({**source, "what": what}, space)
-    done = folder / "source.json"
-    if done.is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with output_lock(folder, wait=True):
-        if done.is_file():  # another process built it while this one waited
-            return folder
+
+    def fill(work: Path) -> None:
         name = source.get("name", source.get("path"))
         print(f"measuring the {what} of {name} for the epoch plan (once): {folder}")
-        arrays = build()
-        work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
-            for array, values in arrays.items():
-                np.save(work / f"{array}.npy", values)
-            (work / "source.json").write_text(json.dumps(source, sort_keys=True) + "\n")
-            if folder.exists():  # left by an interrupted build, without source.json
-                shutil.rmtree(folder)
-            os.replace(work, folder)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return folder
+        for array, values in build().items():
+            np.save(work / f"{array}.npy", values)
+        (work / "source.json").write_text(json.dumps(source, sort_keys=True) + "\n")
+
+    return build_folder_once(folder, (folder / "source.json").is_file, fill)
 
 
 def _check_rows(folder: Path, found: int, wanted: int, source: dict) -> None:
