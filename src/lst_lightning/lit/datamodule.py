@@ -30,7 +30,7 @@ from ..data.records import SILENCE, read_aligned_jsonl
 from ..data.sources.arrow import SpeechRecords
 from ..data.sources.cache import CACHE_DIR
 from ..data.sources.corpus import folder_fallbacks, folder_files, open_split
-from ..data.sources.mixing import Concatenated
+from ..data.sources.mixing import sources_of
 from ..data.sources.options import coerce_sources
 from ..data.sources.streamed import StreamPosition
 from ..data.stream.batch import PackedBatch
@@ -601,9 +601,8 @@ def _duplicate_ids(utterances, where) -> list[tuple[str, tuple[int, dict[str, in
     """(source, (ids repeated, up to 5 of them with counts)) for each source with repeated ids:
     Arrow sources count in Arrow (no Python object per row), in-memory ones with a dict. Each
     source is checked on its own (two datasets may reuse ids)."""
-    parts = utterances.sources if isinstance(utterances, Concatenated) else [utterances]
     found = []
-    for part in parts:
+    for part in sources_of(utterances):
         if isinstance(part, SpeechRecords):
             count, shown = part.duplicate_ids()
             label = part.name

@@ -95,14 +95,13 @@ def _has_replays(table: Any) -> bool:
     return any(op not in HARMLESS_REPLAYS for op, *_ in getattr(table, "replays", None) or ())
 
 
-def _mapped_columns(ds: Any, columns: Sequence[str]) -> list | None:
+def _mapped_columns(ds: Any, files: Sequence[str], columns: Sequence[str]) -> list | None:
     """The dataset's ``columns`` read from its Arrow files through :func:`mapped.map_file`, so
     that the pages a process reads are released under the budget (:mod:`.mapped`); ``None``
     (use the dataset's own table) for an in-memory dataset or one whose table transforms its
     files."""
     import pyarrow as pa
 
-    files = [f["filename"] for f in ds.cache_files]
     if not files or _has_replays(ds.data):
         return None
     tables = []
@@ -129,17 +128,17 @@ class _ArrowRows:
         ds = open_dataset(self.path, self.split)
         _require_columns(ds, self.columns, self.where)
         self._mapped = False
+        self.fingerprint = getattr(ds, "_fingerprint", None)
+        self.files = [f["filename"] for f in ds.cache_files]
         if getattr(ds, "_indices", None) is not None:  # a selection: rows are not in table order
             self._dataset, self._arrays = ds, None
         else:
             self._dataset = None
-            self._arrays = _mapped_columns(ds, self.columns)
+            self._arrays = _mapped_columns(ds, self.files, self.columns)
             self._mapped = self._arrays is not None
             if self._arrays is None:
                 self._arrays = [ds.data.column(c) for c in self.columns]
         self._length = len(ds)
-        self.fingerprint = getattr(ds, "_fingerprint", None)
-        self.files = [f["filename"] for f in ds.cache_files]
 
     def identity(self) -> dict | None:
         """What the rows are, for caches derived from them: the location, columns, row count,

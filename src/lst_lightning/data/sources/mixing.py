@@ -62,6 +62,11 @@ class Concatenated(Sequence[T], Generic[T]):
         return self.sources[k][row]
 
 
+def sources_of(collection: Sequence) -> list[Sequence]:
+    """The sources a collection is made of (itself, for a plain sequence)."""
+    return list(collection.sources) if isinstance(collection, Concatenated) else [collection]
+
+
 def parts_of(collection: Sequence) -> tuple[Part, ...]:
     """The weighted parts of a collection (one part, share 1, for a plain sequence)."""
     if isinstance(collection, Concatenated):

@@ -49,7 +49,12 @@ from lst_lightning.data.records import (
     iter_utf8_lines,
     read_aligned_jsonl,
 )
-from lst_lightning.data.sources.mixing import Concatenated, parts_of, weighted_order
+from lst_lightning.data.sources.mixing import (
+    Concatenated,
+    parts_of,
+    sources_of,
+    weighted_order,
+)
 from lst_lightning.data.sources.streamed import StreamPosition, TextStream
 from lst_lightning.data.stream.documents import (
     EncodedDocument,
@@ -439,9 +444,8 @@ class PackedDocumentDataset(IterableDataset):
     ) -> list:
         """``cached(source, identity)`` for each source of ``collection`` that is memory-mapped
         (has an identity) when there is a :attr:`lengths_cache`, else ``uncached(source)``."""
-        sources = collection.sources if isinstance(collection, Concatenated) else [collection]
         out = []
-        for source in sources:
+        for source in sources_of(collection):
             identity = getattr(source, "identity", lambda: None)()
             use_cache = identity is not None and self.lengths_cache is not None
             out.append(cached(source, identity) if use_cache else uncached(source))
